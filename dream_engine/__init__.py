@@ -1,0 +1,46 @@
+"""DeepDream engine: a library first, with a CLI (`python -m dream_engine`).
+
+`DreamEngine` is exported lazily so that importing the package (for presets,
+parameters or the job queue, as the bot does) never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dream_engine.errors import (
+    DreamCancelled,
+    ImageError,
+    ModelUnavailableError,
+    ParamError,
+    UserError,
+)
+from dream_engine.params import DreamParams, parse_layers
+from dream_engine.presets import get_preset, list_presets, load_preset
+
+if TYPE_CHECKING:
+    from dream_engine.engine import DreamEngine, DreamResult, Progress
+
+__all__ = [
+    "DreamCancelled",
+    "DreamEngine",
+    "DreamParams",
+    "DreamResult",
+    "ImageError",
+    "ModelUnavailableError",
+    "ParamError",
+    "Progress",
+    "UserError",
+    "get_preset",
+    "list_presets",
+    "load_preset",
+    "parse_layers",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"DreamEngine", "DreamResult", "Progress"}:
+        from dream_engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'dream_engine' has no attribute {name!r}")

@@ -1,0 +1,7 @@
+"""Entry point for `python -m dream_engine`."""
+
+import sys
+
+from dream_engine.cli import main
+
+sys.exit(main())

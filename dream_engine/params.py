@@ -1,0 +1,142 @@
+"""DreamParams: everything that decides how a dream looks, validated in one place.
+
+The bot, the CLI and presets all build a `DreamParams`; `validate()` is the one
+gate, so a bad value is refused with the same sentence wherever it came from,
+naming the field and the allowed range. Nothing here imports TensorFlow: the bot
+validates parameters before it queues a job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dream_engine.errors import ParamError
+from dream_engine.models import DEFAULT_MODEL, get_model_spec
+
+# name -> (low, high, low inclusive, high inclusive); the ranges users see.
+NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "step": (0.0, 1.0, False, True),
+    "octaves": (1, 10, True, True),
+    "octave_scale": (1.0, 3.0, False, True),
+    "iterations": (1, 1000, True, True),
+    "max_loss": (0.0, 1e6, False, True),
+    "jitter": (0, 256, True, True),
+    "seed": (0, 2**31 - 1, True, True),
+}
+INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "seed"})
+MAX_LAYER_WEIGHT = 1000.0
+
+
+@dataclass(frozen=True)
+class DreamParams:
+    """How to dream: the layer objective and the octave gradient-ascent schedule."""
+
+    layers: Mapping[str, float] = field(default_factory=lambda: {"mixed4": 1.0})
+    step: float = 0.01
+    octaves: int = 3
+    octave_scale: float = 1.4
+    iterations: int = 20
+    max_loss: float = 10.0
+    seed: int = 0
+    jitter: int = 0
+    model: str = DEFAULT_MODEL
+
+    def validate(self) -> DreamParams:
+        """Raise `ParamError` naming the first bad field; return self when all is well."""
+        spec = get_model_spec(self.model)
+        for name, (low, high, low_incl, high_incl) in NUMERIC_RANGES.items():
+            _check_range(name, getattr(self, name), low, high, low_incl, high_incl)
+        if not isinstance(self.layers, Mapping) or not self.layers:
+            raise ParamError("layers: name at least one layer, e.g. mixed4=1.")
+        for layer, weight in self.layers.items():
+            if layer not in spec.layers:
+                raise ParamError(
+                    f"layers: '{_shorten(layer)}' is not a layer of {spec.name}; "
+                    f"choose from {spec.layer_range_text()}."
+                )
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ParamError(f"layers: the weight of {layer} must be a number.")
+            if not math.isfinite(weight) or not 0 <= weight <= MAX_LAYER_WEIGHT:
+                raise ParamError(
+                    f"layers: the weight of {layer} must be between 0 and {MAX_LAYER_WEIGHT:g}."
+                )
+        if not any(weight > 0 for weight in self.layers.values()):
+            raise ParamError("layers: at least one layer needs a weight above 0.")
+        return self
+
+    def replace(self, **changes: Any) -> DreamParams:
+        """A copy with `changes` applied (None values ignored), validated."""
+        changes = {key: value for key, value in changes.items() if value is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ParamError(f"Unknown parameter: {', '.join(sorted(unknown))}.")
+        if "layers" in changes:
+            changes["layers"] = dict(changes["layers"])
+        return dataclasses.replace(self, **changes).validate()
+
+    def active_layers(self) -> dict[str, float]:
+        """Layers with a non-zero weight, in the model's depth order."""
+        order = get_model_spec(self.model).layers
+        return {name: float(self.layers[name]) for name in order if self.layers.get(name, 0) > 0}
+
+    def differences(self, base: DreamParams) -> dict[str, Any]:
+        """Fields whose value differs from `base`: what a user changed from a preset."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if _normalised(getattr(self, f.name)) != _normalised(getattr(base, f.name))
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, for job records and result captions."""
+        data = dataclasses.asdict(self)
+        data["layers"] = dict(self.layers)
+        return data
+
+
+def parse_layers(text: str) -> dict[str, float]:
+    """Parse `mixed3=0.5,mixed4=1` (a bare name means weight 1)."""
+    if len(text) > 500:
+        raise ParamError("layers: the list is too long (500 characters at most).")
+    layers: dict[str, float] = {}
+    for part in filter(None, (chunk.strip() for chunk in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not name:
+            raise ParamError(f"layers: '{_shorten(part)}' has no layer name; write e.g. mixed4=1.")
+        try:
+            layers[name] = float(value) if sep else 1.0
+        except ValueError:
+            raise ParamError(
+                f"layers: the weight in '{_shorten(part)}' is not a number; write e.g. mixed4=1."
+            ) from None
+    if not layers:
+        raise ParamError("layers: name at least one layer, e.g. mixed4=1.")
+    return layers
+
+
+def _check_range(
+    name: str, value: Any, low: float, high: float, low_incl: bool, high_incl: bool
+) -> None:
+    is_int = name in INTEGER_FIELDS
+    allowed = (int,) if is_int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        kind = "a whole number" if is_int else "a number"
+        raise ParamError(f"{name} must be {kind}, not {_shorten(repr(value))}.")
+    ok_low = value >= low if low_incl else value > low
+    ok_high = value <= high if high_incl else value < high
+    if not (math.isfinite(value) and ok_low and ok_high):
+        left, right = "[" if low_incl else "(", "]" if high_incl else ")"
+        raise ParamError(f"{name} must be in {left}{low:g}, {high:g}{right}; got {value!r}.")
+
+
+def _normalised(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

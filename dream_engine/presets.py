@@ -1,0 +1,129 @@
+"""Presets: named `DreamParams` in `presets/NAME.toml`, one file each.
+
+The file name is the preset name, so users and admins add a preset by dropping
+a file in. A preset may `extends = "other"` and change only what differs (its
+`[layers]` table, when present, replaces the parent's whole). Every mistake is
+reported with the file and the key, because the person fixing it is editing
+that file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dream_engine.errors import ParamError
+from dream_engine.models import DEFAULT_MODEL
+from dream_engine.params import DreamParams
+
+DEFAULT_PRESET = "balanced"
+PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+MAX_DESCRIPTION = 100
+PARAM_KEYS = frozenset(
+    {"step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "model"}
+)
+ALLOWED_KEYS = PARAM_KEYS | {"description", "extends", "layers"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    params: DreamParams
+
+    @property
+    def model(self) -> str:
+        return self.params.model
+
+
+def presets_dir() -> Path:
+    """`DREAM_PRESETS` if set, else the repository's `presets/` folder."""
+    configured = os.environ.get("DREAM_PRESETS")
+    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "presets"
+
+
+def load_preset(name: str, directory: Path | None = None) -> DreamParams:
+    """The validated parameters of preset `name`."""
+    return get_preset(name, directory).params
+
+
+def get_preset(name: str, directory: Path | None = None) -> Preset:
+    directory = directory or presets_dir()
+    raw = _resolve(name, directory, chain=())
+    description = raw.pop("description", "")
+    path = _path(name, directory)
+    try:
+        params = DreamParams(**raw).validate()
+    except ParamError as error:
+        raise ParamError(f"{path.name}: {error}") from None
+    return Preset(name=name, description=description, params=params)
+
+
+def list_presets(directory: Path | None = None, model: str | None = None) -> list[Preset]:
+    """All valid presets, sorted by name (for `model` only when given).
+
+    Listing never fails because one file is broken: the broken file is skipped
+    here and reported when someone asks for it by name.
+    """
+    directory = directory or presets_dir()
+    presets = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            preset = get_preset(path.stem, directory)
+        except ParamError:
+            continue
+        if model is None or preset.model == model:
+            presets.append(preset)
+    return presets
+
+
+def _path(name: str, directory: Path) -> Path:
+    if not isinstance(name, str) or not PRESET_NAME.match(name):
+        shown = str(name)[:40]
+        raise ParamError(
+            f"preset: '{shown}' is not a preset name (lower-case letters, digits and dashes)."
+        )
+    return directory / f"{name}.toml"
+
+
+def _resolve(name: str, directory: Path, chain: tuple[str, ...]) -> dict[str, Any]:
+    """The preset's keys with its `extends` chain applied, not yet validated."""
+    path = _path(name, directory)
+    if name in chain:
+        raise ParamError(f"{path.name}: extends: circular ({' -> '.join((*chain, name))}).")
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(directory.glob("*.toml")))
+        raise ParamError(f"preset: no preset named '{name}'. Available: {known}.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ParamError(f"{path.name}: not valid TOML ({error}).") from None
+    _check_keys(path, data)
+    parent = data.pop("extends", None)
+    base: dict[str, Any] = (
+        _resolve(parent, directory, (*chain, name)) if parent else {"model": DEFAULT_MODEL}
+    )
+    base.pop("description", None)
+    return {**base, **data}
+
+
+def _check_keys(path: Path, data: dict[str, Any]) -> None:
+    unknown = set(data) - ALLOWED_KEYS
+    if unknown:
+        raise ParamError(
+            f"{path.name}: unknown key '{sorted(unknown)[0]}'; "
+            f"allowed: {', '.join(sorted(ALLOWED_KEYS))}."
+        )
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise ParamError(
+            f"{path.name}: description must be text of at most {MAX_DESCRIPTION} characters."
+        )
+    if "extends" in data and not isinstance(data["extends"], str):
+        raise ParamError(f"{path.name}: extends must be a preset name.")
+    if "layers" in data and not isinstance(data["layers"], dict):
+        raise ParamError(f"{path.name}: layers must be a table, e.g. [layers] mixed4 = 1.0.")

@@ -1,0 +1,101 @@
+"""`python -m dream_engine` end to end, as a user runs it: files in, files out, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dream_engine", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+    )
+
+
+@pytest.fixture
+def photo(tmp_path: Path, cat_photo: Image.Image) -> Path:
+    path = tmp_path / "cat.jpg"
+    cat_photo.save(path, quality=92)
+    return path
+
+
+def test_dream_with_gallery_and_overrides(tmp_path, photo):
+    output, gallery = tmp_path / "out" / "dream.png", tmp_path / "octaves"
+    result = run_cli(
+        str(photo), "-o", str(output), "--preset", "upper-layers", "--weights", "random",
+        "--iterations", "2", "--octaves", "3", "--octave-scale", "1.3", "--max-side", "200",
+        "--gallery", str(gallery),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "Traceback" not in result.stderr
+    with Image.open(output) as dream:
+        assert dream.size == (200, 133)
+        assert np.abs(np.asarray(dream, np.float32) - 0).mean() > 0
+    names = sorted(path.name for path in gallery.iterdir())
+    assert names == [
+        "octave-1-of-3-118x79.png",
+        "octave-2-of-3-154x102.png",
+        "octave-3-of-3-200x133.png",
+    ]
+
+
+def test_list_presets_prints_names_models_and_descriptions():
+    result = run_cli("--list-presets")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("balanced") and "[inceptionv3]" in line for line in lines)
+    assert any(line.startswith("dogs-dream") and "[dogs]" in line for line in lines)
+    assert len(lines) == len(list((REPO / "presets").glob("*.toml")))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["missing.png"], "missing.png"),
+        (["{text}"], "image"),
+        (["{photo}", "--preset", "nope"], "no preset named 'nope'"),
+        (["{photo}", "--preset", "../../etc/passwd"], "not a preset name"),
+        (["{photo}", "--layers", "mixed99=1"], "'mixed99' is not a layer of inceptionv3"),
+        (["{photo}", "--step", "5"], "step must be in (0, 1]"),
+        (["{photo}", "--octaves", "0"], "octaves must be in [1, 10]"),
+        (["{photo}", "--max-loss", "nan"], "max_loss"),
+        (["{photo}", "--model", "vgg19"], "give --layers"),
+        (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, photo, args, words):
+    text = tmp_path / "notes.png"
+    text.write_text("these are my notes, not a picture")
+    args = [arg.format(photo=photo, text=text) for arg in args]
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert words in result.stderr
+
+
+def test_offline_without_weights_exits_2_with_where_to_put_them(tmp_path, photo):
+    proxy = "http://127.0.0.1:9"  # refuses connections: offline for sure
+    env = {"KERAS_HOME": str(tmp_path), "HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": ""}
+    result = run_cli(str(photo), "--weights", "imagenet", env=env)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]  # TensorFlow's own start-up lines come first
+    assert last.startswith("error: Could not load the ImageNet weights of inceptionv3")
+    assert (
+        str(tmp_path / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
+        in last
+    )
+    assert "Traceback" not in result.stderr

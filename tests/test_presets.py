@@ -1,0 +1,124 @@
+"""Presets on disk: every shipped one validates; mistakes name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dream_engine import ParamError, get_preset, list_presets, load_preset
+from dream_engine.presets import presets_dir
+
+SHIPPED = sorted(path.stem for path in presets_dir().glob("*.toml"))
+STUDY_VARIANTS = {
+    "small-step": {"step": 0.005},
+    "large-step": {"step": 0.05},
+    "one-octave": {"octaves": 1},
+    "five-octaves": {"octaves": 5},
+    "scale-1.2": {"octave_scale": 1.2},
+    "scale-1.8": {"octave_scale": 1.8},
+    "iter-low": {"iterations": 10, "max_loss": 10.0},
+    "iter-high": {"iterations": 200, "max_loss": 50.0},
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_preset_loads_and_validates(name):
+    preset = get_preset(name)
+    assert preset.params.validate() is preset.params
+    assert 0 < len(preset.description) <= 100
+
+
+def test_listing_covers_every_file():
+    assert [preset.name for preset in list_presets()] == SHIPPED
+    assert {preset.model for preset in list_presets(model="dogs")} == {"dogs"}
+    assert len(list_presets(model="dogs")) >= 2
+
+
+def test_balanced_and_classic_match_the_study():
+    balanced = load_preset("balanced")
+    assert dict(balanced.layers) == {
+        "mixed3": 0.5,
+        "mixed4": 1,
+        "mixed5": 1,
+        "mixed6": 1,
+        "mixed7": 0.5,
+    }
+    assert (
+        balanced.step,
+        balanced.octaves,
+        balanced.octave_scale,
+        balanced.iterations,
+        balanced.max_loss,
+    ) == (0.01, 3, 1.4, 20, 10.0)
+    classic = load_preset("classic")
+    assert classic.layers["mixed0"] == 0.001 and classic.layers["mixed10"] == 0.0001
+    assert (classic.step, classic.octaves, classic.octave_scale, classic.max_loss) == (
+        0.05,
+        5,
+        1.6,
+        60,
+    )
+    assert load_preset("mona-lisa").iterations == 200
+    assert load_preset("manarola").octave_scale == 1.2
+
+
+@pytest.mark.parametrize(("name", "changed"), STUDY_VARIANTS.items())
+def test_one_knob_variants_differ_from_balanced_in_that_knob_only(name, changed):
+    variant = load_preset(name)
+    assert {key: getattr(variant, key) for key in changed} == changed
+    assert set(variant.differences(load_preset("balanced"))) <= set(changed)
+
+
+def test_layer_presets_lean_on_their_half_of_the_network():
+    lower, upper = load_preset("lower-layers"), load_preset("upper-layers")
+    assert set(lower.active_layers()) <= {f"mixed{i}" for i in range(4)}
+    assert set(upper.active_layers()) <= {f"mixed{i}" for i in range(6, 11)}
+    assert lower.differences(load_preset("balanced")).keys() == {"layers"}
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    (directory / f"{name}.toml").write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('step = 0.01\ncolour = "red"\n[layers]\nmixed4 = 1\n', "bad.toml: unknown key 'colour'"),
+        ("step = 5.0\n[layers]\nmixed4 = 1\n", "bad.toml: step must be in (0, 1]"),
+        ("[layers]\nmixed42 = 1\n", "bad.toml: layers: 'mixed42' is not a layer"),
+        ("step = \n", "bad.toml: not valid TOML"),
+        ('extends = "nothing-here"\n', "no preset named 'nothing-here'"),
+        ('extends = "bad"\n', "circular"),
+        (f'description = "{"x" * 101}"\n[layers]\nmixed4 = 1\n', "description"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(tmp_path, text, words):
+    write(tmp_path, "bad", text)
+    with pytest.raises(ParamError) as error:
+        load_preset("bad", tmp_path)
+    assert words in str(error.value)
+
+
+def test_extends_inherits_and_overrides(tmp_path):
+    write(tmp_path, "base", 'description = "b"\nstep = 0.02\noctaves = 2\n[layers]\nmixed3 = 1\n')
+    write(tmp_path, "child", 'description = "c"\nextends = "base"\noctaves = 4\n')
+    child = get_preset("child", tmp_path)
+    assert (child.params.step, child.params.octaves, dict(child.params.layers)) == (
+        0.02,
+        4,
+        {"mixed3": 1},
+    )
+    assert child.description == "c"
+
+
+def test_a_broken_file_does_not_hide_the_others(tmp_path):
+    write(tmp_path, "good", "[layers]\nmixed3 = 1\n")
+    write(tmp_path, "broken", "step = -1\n")
+    assert [preset.name for preset in list_presets(tmp_path)] == ["good"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "UPPER", "", "a" * 60, "x\\y"])
+def test_preset_names_with_path_characters_are_refused(name):
+    with pytest.raises(ParamError, match="not a preset name"):
+        load_preset(name)
