@@ -1,0 +1,44 @@
+"""The attachment CDN: serves ``StoredFile`` bytes, slowly or not at all if asked.
+
+``/attachments/{channel}/{id}/{filename}`` is the ``url`` of an attachment and
+``/media/attachments/...`` its ``proxy_url``; discord.py's
+``Attachment.read()`` fetches whichever it was given, query string and all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .state import State
+
+
+class Cdn:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/attachments/{channel}/{file}/{filename}", self.serve)
+        app.router.add_get("/media/attachments/{channel}/{file}/{filename}", self.serve)
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        stored = self.state.files.get(int(request.match_info["file"]))
+        status = (
+            404
+            if stored is None or stored.filename != request.match_info["filename"]
+            else stored.status
+        )
+        if stored is not None:
+            stored.downloads += 1
+            if stored.stall:
+                await asyncio.sleep(stored.stall)
+        self.state.cdn_requests.append((self.state.t(), request.path, status))
+        self.state.changed()
+        if stored is None or status != 200:
+            return web.Response(
+                status=status, text="<Error><Code>NoSuchKey</Code></Error>", content_type="text/xml"
+            )
+        return web.Response(
+            body=stored.data, content_type=stored.content_type or "application/octet-stream"
+        )
