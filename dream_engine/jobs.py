@@ -407,19 +407,8 @@ class JobQueue:
         Checked in order: closed, the member's limit, the server's queue, the
         global cap, so the refusal names the most personal reason first.
         """
-        if self._closed:
-            raise QueueClosed()
-        in_dm = guild_id is None
-        held = self._held[(guild_id, user_id)]
-        if held >= limits.user_limit:
-            raise UserLimitReached(held, limits.user_limit, in_dm=in_dm)
+        self.check(guild_id=guild_id, user_id=user_id, limits=limits)
         line = self._lines.get(guild_id)
-        in_guild = line.size if line else 0
-        if in_guild >= limits.queue_size:
-            raise GuildQueueFull(in_guild, limits.queue_size, in_dm=in_dm)
-        if len(self._waiting) >= self.max_waiting:
-            raise QueueFull(len(self._waiting))
-
         job = Job(
             id=self._new_id(),
             guild_id=guild_id,
@@ -435,6 +424,25 @@ class JobQueue:
         self._held[(guild_id, user_id)] += 1
         self._changed()
         return job
+
+    def check(self, *, guild_id: int | None, user_id: int, limits: GuildLimits) -> None:
+        """Raise the `QueueRefused` that `submit` would raise now, without queueing.
+
+        Lets the bot refuse at once, before it spends time downloading an upload;
+        `submit` checks again, atomically, when the job is really queued.
+        """
+        if self._closed:
+            raise QueueClosed()
+        in_dm = guild_id is None
+        held = self._held[(guild_id, user_id)]
+        if held >= limits.user_limit:
+            raise UserLimitReached(held, limits.user_limit, in_dm=in_dm)
+        line = self._lines.get(guild_id)
+        in_guild = line.size if line else 0
+        if in_guild >= limits.queue_size:
+            raise GuildQueueFull(in_guild, limits.queue_size, in_dm=in_dm)
+        if len(self._waiting) >= self.max_waiting:
+            raise QueueFull(len(self._waiting))
 
     # -- taking and finishing --
 

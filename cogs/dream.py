@@ -1,0 +1,578 @@
+"""`/dream`, the preset dropdown, "Dream this image", and the life of a job in Discord.
+
+Every path (slash command with a preset, dropdown pick, context menu) ends in
+`DreamCog.start`, which refuses what it can at once (ephemeral, nothing
+queued), then defers, downloads, decodes and queues. Workers take jobs in the
+queue's fair order and run them on the executor; the job's original response
+is edited along the way: place in line, progress bar, result. When the
+interaction token is dead (15 minutes), the result goes to the channel with a
+mention instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import (
+    NO_MENTIONS,
+    duration,
+    is_guild_admin,
+    ordinal,
+    preset_choices,
+    presets_for,
+    progress_bar,
+)
+from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
+from dream_engine.executor import DreamFailed, DreamRequest
+from dream_engine.images import check_upload, decode_image, encode_to_fit
+from dream_engine.jobs import Job, JobState, QueueClosed
+from dream_engine.params import DreamParams, parse_layers
+from dream_engine.presets import DEFAULT_PRESET, get_preset
+from dream_engine.sources import ImageSource
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from bot import DreamBot
+    from dream_engine.engine import DreamResult, Progress
+
+log = logging.getLogger(__name__)
+
+REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
+FILES_PER_MESSAGE = 10
+
+
+@dataclass
+class DreamJob:
+    """What the bot keeps about a queued dream (the queue treats it as opaque)."""
+
+    interaction: discord.Interaction
+    image: Image.Image
+    params: DreamParams
+    preset: str
+    changed: dict[str, Any]
+    gallery: bool
+    source_id: int
+    max_side: int
+    token_deadline: float  # monotonic time after which the interaction token is dead
+    accepted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    token_dead: bool = False
+    last_edit: float = 0.0
+    shown_position: int | None = None
+    edit_task: asyncio.Task[bool] | None = None  # the progress edit in flight, if any
+    latest: Progress | None = None
+    job_id: str = ""
+
+    def token_alive(self) -> bool:
+        return not self.token_dead and time.monotonic() < self.token_deadline
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"dream:cancel:(?P<job>\w+)"
+):
+    """Cancel a queued or running dream; survives restarts (custom_id carries the job id)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"dream:cancel:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: DreamBot = interaction.client  # type: ignore[assignment]
+        outcome = bot.queue.cancel(
+            self.job_id,
+            by_user=interaction.user.id,
+            admin_of_guild=interaction.guild_id if is_guild_admin(interaction) else None,
+        )
+        await interaction.response.send_message(outcome.message, ephemeral=True)
+
+
+class PresetPicker(
+    discord.ui.DynamicItem[discord.ui.Select], template=r"dream:pick:(?P<source>\d+)"
+):
+    """A dropdown of presets for a remembered image; picking one starts a dream."""
+
+    def __init__(self, source_id: int, options: list[discord.SelectOption] | None = None) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"dream:pick:{source_id}",
+                placeholder="Dream again with…" if options else "Pick a preset",
+                options=options or [discord.SelectOption(label=DEFAULT_PRESET)],
+            )
+        )
+        self.source_id = source_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
+        return cls(int(match["source"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog: DreamCog = interaction.client.get_cog("DreamCog")  # type: ignore[union-attr,assignment]
+        source = await cog.bot.sources.get(self.source_id)
+        if source is None:
+            await interaction.response.send_message(
+                "That image is no longer remembered; attach it again with /dream.", ephemeral=True
+            )
+            return
+        await cog.start(interaction, source, preset_name=self.item.values[0], overrides={})
+
+
+def picker_view(bot: DreamBot, source_id: int, placeholder: str) -> discord.ui.View:
+    options = [
+        discord.SelectOption(
+            label=preset.name, value=preset.name, description=preset.description[:100]
+        )
+        for preset in presets_for(bot)[:25]
+    ]
+    picker = PresetPicker(source_id, options)
+    picker.item.placeholder = placeholder
+    view = discord.ui.View(timeout=None)
+    view.add_item(picker)
+    return view
+
+
+class DreamCog(commands.Cog):
+    def __init__(self, bot: DreamBot) -> None:
+        self.bot = bot
+        self._workers: list[asyncio.Task[None]] = []
+        self._positions_changed = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
+        self.context_menu = app_commands.ContextMenu(
+            name="Dream this image", callback=self.dream_this
+        )
+        self.bot.tree.add_command(self.context_menu)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CancelButton, PresetPicker)
+        self.bot.queue.on_change = self._positions_changed.set
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"dream-worker-{i}")
+            for i in range(self.bot.executor.capacity)
+        ]
+        self._refresher = asyncio.create_task(self._refresh_positions(), name="dream-positions")
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
+        for job in self.bot.queue.close():
+            await self._say(
+                job.payload,
+                "The dream bot is shutting down; this dream was not started. "
+                "Please try again in a few minutes.",
+            )
+        for task in [*self._workers, self._refresher]:
+            if task is not None:
+                task.cancel()
+
+    # -- commands ------------------------------------------------------------------------
+
+    @app_commands.command(name="dream", description="DeepDream an image")
+    @app_commands.describe(
+        image="The picture to dream (PNG, JPEG, WebP, GIF)",
+        preset="How to dream; leave empty to pick from a list",
+        gallery="Also post the image after every octave",
+        octaves="Number of octaves (1-10), overrides the preset",
+        octave_scale="Size ratio between octaves (1.05-3), overrides the preset",
+        step="Gradient step size (0.0001-1), overrides the preset",
+        iterations="Steps per octave (1-1000), overrides the preset",
+        max_loss="Stop an octave once its loss passes this",
+        layers="Layer weights, e.g. mixed3=0.5,mixed4=1",
+        seed="Random seed (same seed, same dream)",
+    )
+    async def dream(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        preset: str | None = None,
+        gallery: bool = False,
+        octaves: app_commands.Range[int, 1, 10] | None = None,
+        octave_scale: app_commands.Range[float, 1.05, 3.0] | None = None,
+        step: app_commands.Range[float, 0.0001, 1.0] | None = None,
+        iterations: app_commands.Range[int, 1, 1000] | None = None,
+        max_loss: app_commands.Range[float, 0.001, 1000000.0] | None = None,
+        layers: app_commands.Range[str, 1, 500] | None = None,
+        seed: app_commands.Range[int, 0, 2147483647] | None = None,
+    ) -> None:
+        overrides = {
+            "octaves": octaves, "octave_scale": octave_scale, "step": step,
+            "iterations": iterations, "max_loss": max_loss, "seed": seed, "layers": layers,
+        }  # fmt: skip
+        source = await self.bot.sources.add(
+            url=image.url, filename=image.filename, size=image.size,
+            content_type=image.content_type, guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )  # fmt: skip
+        if preset is None:
+            if not await self._precheck(interaction, source, None, overrides):
+                return
+            await interaction.response.send_message(
+                "Pick a preset to dream this image with:",
+                view=picker_view(self.bot, source.id, "Pick a preset"),
+                ephemeral=True,
+            )
+            return
+        await self.start(
+            interaction, source, preset_name=preset, overrides=overrides, gallery=gallery
+        )
+
+    @dream.autocomplete("preset")
+    async def _preset_autocomplete(self, interaction: discord.Interaction, current: str):
+        return preset_choices(self.bot, current)
+
+    async def dream_this(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Message context menu: pick a preset for an image someone posted."""
+        attachment = next(
+            (a for a in message.attachments if (a.content_type or "image/").startswith("image/")),
+            None,
+        )
+        if attachment is None:
+            await interaction.response.send_message(
+                "That message has no image attached. Use it on a message with a picture.",
+                ephemeral=True,
+            )
+            return
+        source = await self.bot.sources.add(
+            url=attachment.url, filename=attachment.filename, size=attachment.size,
+            content_type=attachment.content_type, guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )  # fmt: skip
+        if not await self._precheck(interaction, source, None, {}):
+            return
+        await interaction.response.send_message(
+            f"Dream {attachment.filename} with which preset?",
+            view=picker_view(self.bot, source.id, "Pick a preset"),
+            ephemeral=True,
+        )
+
+    # -- accepting a job -----------------------------------------------------------------
+
+    async def _precheck(
+        self,
+        interaction: discord.Interaction,
+        source: ImageSource,
+        preset_name: str | None,
+        overrides: dict[str, Any],
+    ) -> tuple[str, DreamParams, int] | None:
+        """Refuse at once (ephemeral) what needs no download; else (preset, params, max_side)."""
+        try:
+            settings = (
+                await self.bot.guild_settings.get(interaction.guild_id)
+                if interaction.guild_id
+                else None
+            )
+            if (
+                settings
+                and interaction.channel_id
+                and not settings.allows_channel(interaction.channel_id)
+            ):
+                where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
+                raise UserError(f"Dreams are not made in this channel here. Try {where}.")
+            preset = get_preset(preset_name or DEFAULT_PRESET)
+            if preset.model != self.bot.executor.model_name:
+                raise ParamError(
+                    f"preset: '{preset.name}' is for the {preset.model} model; this bot runs "
+                    f"{self.bot.executor.model_name}."
+                )
+            if isinstance(overrides.get("layers"), str):
+                overrides = {**overrides, "layers": parse_layers(overrides["layers"])}
+            params = preset.params.replace(**overrides)
+            check_upload(
+                source.size,
+                source.content_type,
+                source.filename,
+                self.bot.settings.max_upload_bytes,
+            )
+            limits = settings.limits() if settings else self.bot.settings.default_limits
+            self.bot.queue.check(
+                guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits
+            )
+        except UserError as error:
+            await interaction.response.send_message(
+                str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return None
+        max_side = settings.max_side if settings else self.bot.settings.max_side
+        return preset.name, params, max_side
+
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        source: ImageSource,
+        *,
+        preset_name: str,
+        overrides: dict[str, Any],
+        gallery: bool = False,
+    ) -> None:
+        checked = await self._precheck(interaction, source, preset_name, overrides)
+        if checked is None:
+            return
+        preset, params, max_side = checked
+        await interaction.response.defer(thinking=True)
+        try:
+            image = await self._download(source)
+            settings = (
+                await self.bot.guild_settings.get(interaction.guild_id)
+                if interaction.guild_id
+                else None
+            )
+            limits = settings.limits() if settings else self.bot.settings.default_limits
+            dream_job = DreamJob(
+                interaction=interaction, image=image, params=params, preset=preset,
+                changed=params.differences(get_preset(preset).params), gallery=gallery,
+                source_id=source.id, max_side=max_side,
+                token_deadline=time.monotonic() + self.bot.settings.interaction_lifetime,
+            )  # fmt: skip
+            job = self.bot.queue.submit(
+                guild_id=interaction.guild_id, user_id=interaction.user.id,
+                channel_id=interaction.channel_id or 0, payload=dream_job, limits=limits,
+            )  # fmt: skip
+            dream_job.job_id = job.id
+        except UserError as error:
+            # Nothing was queued: swap the public "thinking…" for a private explanation.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            await interaction.followup.send(
+                str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        await self._show_position(job)
+
+    async def _download(self, source: ImageSource) -> Image.Image:
+        try:
+            data = await asyncio.wait_for(
+                self.bot.http.get_from_cdn(source.url), self.bot.settings.download_timeout
+            )
+        except TimeoutError:
+            raise ImageError(
+                "Downloading your image from Discord timed out. Please try again."
+            ) from None
+        except discord.HTTPException as error:
+            raise ImageError(
+                f"Discord would not give me your image (HTTP {error.status}); attach it again."
+            ) from None
+        return await asyncio.to_thread(decode_image, data, max_pixels=self.bot.settings.max_pixels)
+
+    # -- showing a job ---------------------------------------------------------------------
+
+    async def _show_position(self, job: Job) -> None:
+        dream_job: DreamJob = job.payload
+        position = self.bot.queue.position(job.id)
+        if position is None:
+            return
+        dream_job.shown_position = position
+        waiting = f"{ordinal(position)} in line" if position > 1 else "next in line"
+        await self._edit(
+            dream_job,
+            content=f"🌙 Queued with **{dream_job.preset}**: {waiting}.",
+            view=self._cancel_view(dream_job),
+        )
+
+    async def _refresh_positions(self) -> None:
+        """Keep every "3rd in line" true, at most one edit per job per progress interval."""
+        while True:
+            await self._positions_changed.wait()
+            self._positions_changed.clear()
+            for job_id, position in self.bot.queue.positions().items():
+                job = self.bot.queue.get(job_id)
+                if job is not None and job.payload.shown_position != position:
+                    await self._show_position(job)
+            await asyncio.sleep(self.bot.settings.progress_interval)
+
+    def _cancel_view(self, dream_job: DreamJob) -> discord.ui.View:
+        view = discord.ui.View(timeout=None)
+        view.add_item(CancelButton(dream_job.job_id))
+        return view
+
+    async def _edit(self, dream_job: DreamJob, **fields: Any) -> bool:
+        """Edit the job's original response; False once its token is dead."""
+        if not dream_job.token_alive():
+            return False
+        try:
+            await dream_job.interaction.edit_original_response(**fields)
+        except discord.HTTPException as error:
+            if error.status in (401, 404) or getattr(error, "code", 0) == 50027:
+                dream_job.token_dead = True
+                return False
+            log.warning("could not edit job %s: %s", dream_job.job_id, error)
+            return False
+        dream_job.last_edit = time.monotonic()
+        return True
+
+    async def _say(self, dream_job: DreamJob, text: str) -> None:
+        """A final word on a job that has no result: in place, or in the channel."""
+        await _settle(dream_job)
+        if not await self._edit(dream_job, content=text, view=None, embed=None, attachments=[]):
+            channel = self.bot.get_partial_messageable(dream_job.interaction.channel_id or 0)
+            with contextlib.suppress(discord.HTTPException):
+                await channel.send(
+                    f"{dream_job.interaction.user.mention} {text}",
+                    allowed_mentions=discord.AllowedMentions(users=True),
+                )
+
+    # -- running jobs -----------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                job = await self.bot.queue.take()
+            except QueueClosed:
+                return
+            try:
+                state = await self._run(job)
+            except Exception:
+                log.exception("job %s crashed the worker loop", job.id)
+                state = JobState.FAILED
+            self.bot.queue.finish(job.id, state)
+
+    async def _run(self, job: Job) -> JobState:
+        dream_job: DreamJob = job.payload
+        dream_job.started_at = time.monotonic()
+        await self._edit(
+            dream_job,
+            content=f"🌀 Dreaming with **{dream_job.preset}**…",
+            view=self._cancel_view(dream_job),
+        )
+        request = DreamRequest(dream_job.image, dream_job.params, dream_job.max_side)
+        try:
+            result = await self.bot.executor.submit(
+                request, lambda progress: self._on_progress(job, progress), job.cancel_event
+            )
+        except DreamCancelled:
+            await self._say(dream_job, "Cancelled. Nothing was posted.")
+            return JobState.CANCELLED
+        except (UserError, DreamFailed) as error:
+            await self._say(dream_job, f"⚠️ {error}")
+            return JobState.FAILED
+        await self._deliver(job, result)
+        return JobState.DONE
+
+    def _on_progress(self, job: Job, progress: Progress) -> None:
+        """Called on the loop for every progress event; edits at most every interval."""
+        dream_job: DreamJob = job.payload
+        dream_job.latest = progress
+        editing = dream_job.edit_task is not None and not dream_job.edit_task.done()
+        if editing or time.monotonic() - dream_job.last_edit < self.bot.settings.progress_interval:
+            return
+        dream_job.edit_task = asyncio.create_task(
+            self._edit(
+                dream_job, content=self._progress_text(dream_job), view=self._cancel_view(dream_job)
+            )
+        )
+
+    def _progress_text(self, dream_job: DreamJob) -> str:
+        progress = dream_job.latest
+        assert progress is not None and dream_job.started_at is not None
+        elapsed = time.monotonic() - dream_job.started_at
+        fraction = progress.fraction
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        return (
+            f"🌀 Dreaming with **{dream_job.preset}**\n"
+            f"`{progress_bar(fraction)}` octave {progress.octave}/{progress.octaves}, "
+            f"step {progress.step}/{progress.steps}\n"
+            f"elapsed {duration(elapsed)}"
+            + (f", about {duration(eta)} left" if eta is not None else "")
+        )
+
+    # -- delivering --------------------------------------------------------------------------
+
+    async def _deliver(self, job: Job, result: DreamResult) -> None:
+        dream_job: DreamJob = job.payload
+        await _settle(dream_job)
+        interaction = dream_job.interaction
+        limit = min(interaction.filesize_limit or 10 * 1024 * 1024, REQUEST_BYTES)
+        encoded = encode_to_fit(result.image, limit)
+        embed = self._result_embed(dream_job, result, encoded.scaled_down)
+        embed.set_image(url=f"attachment://{encoded.filename('dream')}")
+        view = picker_view(self.bot, dream_job.source_id, "Dream again with…")
+        dream_file = discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream"))
+        if await self._edit(
+            dream_job, content=None, embed=embed, attachments=[dream_file], view=view
+        ):
+            send = interaction.followup.send
+        else:
+            channel = self.bot.get_partial_messageable(interaction.channel_id or 0)
+            await channel.send(
+                f"{interaction.user.mention} your dream is ready (it took longer than Discord "
+                "lets me edit the original reply).",
+                embed=embed,
+                file=discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream")),
+                view=view,
+                allowed_mentions=discord.AllowedMentions(users=True),
+            )
+            send = channel.send
+        if dream_job.gallery:
+            await self._send_gallery(send, result, limit)
+
+    async def _send_gallery(self, send: Any, result: DreamResult, limit: int) -> None:
+        """Every octave, labelled, in as few messages as the 10-file and 25 MiB limits allow."""
+        total = len(result.octaves)
+        per_file = min(limit, REQUEST_BYTES // min(total, FILES_PER_MESSAGE))
+        files = []
+        for index, octave in enumerate(result.octaves, start=1):
+            encoded = encode_to_fit(octave, per_file)
+            stem = f"octave-{index}-of-{total}-{octave.width}x{octave.height}"
+            files.append(discord.File(io.BytesIO(encoded.data), filename=encoded.filename(stem)))
+        for first in range(0, total, FILES_PER_MESSAGE):
+            batch = files[first : first + FILES_PER_MESSAGE]
+            last = first + len(batch)
+            await send(f"Octaves {first + 1}-{last} of {total}, smallest first", files=batch)
+
+    def _result_embed(
+        self, dream_job: DreamJob, result: DreamResult, scaled: bool
+    ) -> discord.Embed:
+        embed = discord.Embed(title=f"Dream: {dream_job.preset}", colour=discord.Colour.purple())
+        embed.add_field(name="Model", value=dream_job.params.model)
+        embed.add_field(name="Size", value=f"{result.image.width}×{result.image.height}")
+        embed.add_field(name="Time", value=duration(result.seconds))
+        changed = {key: value for key, value in dream_job.changed.items() if key != "model"}
+        if changed:
+            embed.add_field(
+                name="Changed from preset",
+                value=", ".join(f"{key}={_short(value)}" for key, value in changed.items())[:1024],
+                inline=False,
+            )
+        notes = list(result.notes)
+        if any(result.stopped_early):
+            stops = sum(result.stopped_early)
+            notes.append(f"{stops} octave(s) stopped early at max_loss")
+        if scaled:
+            notes.append("scaled down to fit Discord's upload limit")
+        if notes:
+            embed.add_field(name="Notes", value="; ".join(notes)[:1024], inline=False)
+        embed.set_footer(text=f"Requested by {dream_job.interaction.user.display_name}")
+        return embed
+
+
+async def _settle(dream_job: DreamJob) -> None:
+    """Let a progress edit in flight land first, so it cannot overwrite the final word."""
+    if dream_job.edit_task is not None:
+        await asyncio.gather(dream_job.edit_task, return_exceptions=True)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v:g}" for k, v in value.items())
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+async def setup(bot: DreamBot) -> None:
+    await bot.add_cog(DreamCog(bot))

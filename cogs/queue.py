@@ -1,0 +1,65 @@
+"""`/queue` and `/cancel`: a member's view of the line and their own jobs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import is_guild_admin, ordinal
+
+if TYPE_CHECKING:
+    from bot import DreamBot
+
+
+class QueueCog(commands.Cog):
+    def __init__(self, bot: DreamBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="queue", description="Your dreams and the length of the line")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        queue = self.bot.queue
+        lines = []
+        for job, position in queue.jobs_of(interaction.user.id):
+            where = "dreaming now" if position is None else f"{ordinal(position)} in line"
+            lines.append(f"`{job.id}` {job.payload.preset}: {where}")
+        mine = "\n".join(lines) or "You have no dreams queued or running."
+        here = queue.waiting_count(interaction.guild_id) if interaction.guild_id else 0
+        summary = (
+            f"{queue.waiting_count()} waiting in all, {here} in this server, "
+            f"{len(queue.running())} dreaming now."
+        )
+        await interaction.response.send_message(f"{mine}\n\n{summary}", ephemeral=True)
+
+    @app_commands.command(name="cancel", description="Cancel one of your dreams")
+    @app_commands.describe(job="Which dream (default: your latest)")
+    async def cancel(self, interaction: discord.Interaction, job: str | None = None) -> None:
+        admin_of = interaction.guild_id if is_guild_admin(interaction) else None
+        if job is None:
+            mine = self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
+            if not mine:
+                await interaction.response.send_message(
+                    "You have no dreams queued or running here.", ephemeral=True
+                )
+                return
+            job = max(mine, key=lambda status: status.job.created_at).job.id
+        outcome = self.bot.queue.cancel(
+            job.strip(), by_user=interaction.user.id, admin_of_guild=admin_of
+        )
+        await interaction.response.send_message(outcome.message, ephemeral=True)
+
+    @cancel.autocomplete("job")
+    async def _job_autocomplete(self, interaction: discord.Interaction, current: str):
+        return [
+            app_commands.Choice(
+                name=f"{status.job.id}: {status.job.payload.preset}", value=status.job.id
+            )
+            for status in self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
+            if status.job.id.startswith(current.strip())
+        ][:25]
+
+
+async def setup(bot: DreamBot) -> None:
+    await bot.add_cog(QueueCog(bot))

@@ -1,0 +1,118 @@
+"""The executor seam: where a dream runs, off the bot's event loop.
+
+`LocalExecutor` runs the engine on one dedicated thread of this process (the
+engine is built there once, at start-up, so the first dream pays no build).
+TensorFlow releases the GIL while it computes, so gateway heartbeats keep
+flowing. Anything above this seam sees only `submit(request, on_progress,
+cancel)` returning a `DreamResult` or raising a typed failure, so a
+process-isolated or remote (Ray) executor can replace it without the bot
+noticing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from dream_engine.errors import DreamCancelled, UserError
+from dream_engine.params import DreamParams
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dream_engine.engine import DreamEngine, DreamResult, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DreamRequest:
+    image: Image.Image
+    params: DreamParams
+    max_side: int | None = None
+
+
+class DreamFailed(Exception):
+    """The engine failed for a reason that is not the user's; the message is for them."""
+
+
+class Executor(Protocol):
+    model_name: str
+    capacity: int  # dreams it can run at once
+
+    async def start(self) -> None: ...
+
+    async def submit(
+        self,
+        request: DreamRequest,
+        on_progress: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> DreamResult: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """One engine on one worker thread of this process."""
+
+    capacity = 1
+
+    def __init__(self, model: str, weights: str, seed: int = 0) -> None:
+        self.model_name = model
+        self._weights = weights
+        self._seed = seed
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-engine")
+        self._engine: DreamEngine | None = None
+
+    async def start(self) -> None:
+        """Build the engine (and its first graph) before the bot takes jobs."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._build)
+
+    def _build(self) -> None:
+        from dream_engine.engine import DreamEngine
+
+        self._engine = DreamEngine(model=self.model_name, weights=self._weights, seed=self._seed)
+
+    async def submit(
+        self,
+        request: DreamRequest,
+        on_progress: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> DreamResult:
+        loop = asyncio.get_running_loop()
+
+        def report(progress: Progress) -> None:  # engine thread -> event loop
+            loop.call_soon_threadsafe(on_progress, progress)
+
+        def work() -> DreamResult:
+            assert self._engine is not None, "start() the executor first"
+            return self._engine.dream(
+                request.image,
+                request.params,
+                on_progress=report,
+                cancel=cancel,
+                max_side=request.max_side,
+            )
+
+        future = loop.run_in_executor(self._pool, work)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()  # the awaiting task went away: stop the engine at its next check
+            raise
+        except (UserError, DreamCancelled):
+            raise
+        except Exception as error:
+            log.exception("dream failed")
+            raise DreamFailed(
+                f"The dream engine failed ({type(error).__name__}). Nothing was lost on your "
+                "side; try again, maybe with a smaller image."
+            ) from error
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,208 @@
+"""The real bot, over the wire, against the local fake Discord.
+
+The engine is the real one (InceptionV3, random weights) at a tiny max side,
+shared by every bot in the session; each test gets its own fake Discord and
+its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from bot import DreamBot, Settings, create_bot
+from dream_engine.executor import LocalExecutor
+from tests.fakediscord import MANAGE_GUILD, FakeDiscord
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+DREAM = 60.0  # generous wait for a dream on a busy 2-core CI machine
+
+
+@pytest.fixture(scope="session")
+def executor() -> LocalExecutor:
+    shared = LocalExecutor("inceptionv3", "random")
+    asyncio.run(shared.start())
+    return shared
+
+
+def settings_for(tmp_path: Path, **changes) -> Settings:
+    base = dict(
+        token="fake-token",
+        weights="random",
+        db_path=str(tmp_path / "bot.sqlite3"),
+        max_side=160,
+        progress_interval=0.05,
+    )
+    return Settings(**{**base, **changes})
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path, executor) -> AsyncIterator[tuple[FakeDiscord, DreamBot, object]]:
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bot = create_bot(settings_for(tmp_path), executor)
+        await fake.start_bot(bot)
+        yield fake, bot, guild
+
+
+async def test_dream_with_a_preset_and_gallery(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream",
+        {"image": image, "preset": "upper-layers", "gallery": True, "iterations": 2},
+    )  # fmt: skip
+    callback = await inter.wait_callback()
+    assert callback.type == 5 and not callback.ephemeral  # deferred at once, publicly
+    result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    with Image.open(io.BytesIO(result.files[0].data)) as dream:
+        assert dream.size == (160, 107)
+    embed = result.embeds[0]
+    assert "upper-layers" in embed["title"]
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert fields["Size"] == "160×107" and "iterations=2" in fields["Changed from preset"]
+    seen = [version.get("content") or "" for version in result.history]
+    assert any("Queued" in text or "Dreaming" in text for text in seen)
+    followups = await inter.wait_followups(1, timeout=DREAM)
+    gallery = [file for message in followups for file in message.files]
+    names = [file.filename for file in gallery]
+    assert names == ["octave-1-of-2-114x76.png", "octave-2-of-2-160x107.png"]
+    print(fake.transcript(inter))
+
+
+async def test_without_a_preset_the_dropdown_starts_the_dream(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(guild, bob, "dream", {"image": image})
+    callback = await inter.wait_callback()
+    assert callback.ephemeral and callback.type == 4
+    menu = inter.original
+    select = menu.components[0]["components"][0]
+    assert "balanced" in [option["value"] for option in select["options"]]
+    picked = await fake.click(guild, bob, menu, select["custom_id"], values=["one-octave"])
+    result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    assert "one-octave" in result.embeds[0]["title"]
+
+
+async def test_preset_autocomplete_lists_presets_with_descriptions(world):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    inter = await fake.autocomplete(guild, bob, "dream", {"preset": "layers"}, focused="preset")
+    await inter.wait_callback()
+    names = [choice["value"] for choice in inter.choices]
+    assert names[:2] == ["lower-layers", "upper-layers"]  # name matches before descriptions
+    assert all(":" in choice["name"] for choice in inter.choices)
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "content_type", "size", "words"),
+    [
+        ("notes.png", b"just some text, honestly", "image/png", None, "not an image"),
+        ("empty.png", b"", "image/png", None, "empty"),
+        ("page.html", b"<html></html>", "text/html", None, "not an image"),
+        ("huge.png", b"\x89PNG", "image/png", 40 * 1024 * 1024, "MB"),
+    ],
+)
+async def test_bad_uploads_get_a_private_reason_and_queue_nothing(
+    world, filename, data, content_type, size, words
+):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment(filename, data, content_type, size=size)
+    inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "balanced"})
+    await inter.wait_for(
+        lambda calls: (
+            any(call.json and call.json.get("flags") == 64 for call in calls)
+            or (inter.callback is not None and inter.callback.ephemeral)
+        )
+    )
+    texts = [inter.callback.data.get("content", "")] + [m.content for m in inter.followups]
+    assert any(words.lower() in text.lower() for text in texts if text), texts
+    assert len(bot.queue) == 0 and not bot.queue.running()
+
+
+async def test_member_limit_refuses_at_once(world, cat_photo):
+    fake, _bot, guild = world
+    admin = fake.add_member(guild, "ada", permissions=MANAGE_GUILD)
+    bob = fake.add_member(guild, "bob")
+    await (await fake.slash(guild, admin, "dreamadmin user-limit", {"value": 1})).wait_callback()
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    first = await fake.slash(guild, bob, "dream", {"image": image, "preset": "iter-high"})
+    await first.wait_original(
+        lambda m: "Queued" in (m.content or "") or "Dreaming" in (m.content or "")
+    )
+    second = await fake.slash(guild, bob, "dream", {"image": image, "preset": "balanced"})
+    callback = await second.wait_callback()
+    assert callback.ephemeral and "the most this server allows" in callback.data["content"]
+    # Cancel the running one with its button; only the owner's click counts.
+    button = next(b for b in first.original.buttons if b["label"] == "Cancel")
+    eve = fake.add_member(guild, "eve")
+    refused = await fake.click(guild, eve, first.original, button["custom_id"])
+    assert "isn't yours" in (await refused.wait_callback()).data["content"].lower()
+    done = await fake.click(guild, bob, first.original, button["custom_id"])
+    await done.wait_callback()
+    await first.wait_original(lambda m: "Cancelled" in (m.content or ""), timeout=DREAM)
+
+
+async def test_admin_settings_survive_a_restart_and_members_are_refused(tmp_path, executor):
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        admin = fake.add_member(guild, "ada", permissions=MANAGE_GUILD)
+        bob = fake.add_member(guild, "bob")
+        bot = create_bot(settings_for(tmp_path), executor)
+        await fake.start_bot(bot)
+        changed = await fake.slash(guild, admin, "dreamadmin queue-size", {"value": 3})
+        assert "3" in (await changed.wait_callback()).data["content"]
+        refused = await fake.slash(guild, bob, "dreamadmin queue-size", {"value": 50}, strict=False)
+        assert "Manage Server" in (await refused.wait_callback()).data["content"]
+        await bot.close()
+
+        again = create_bot(settings_for(tmp_path), executor)
+        await fake.start_bot(again)
+        shown = await fake.slash(guild, admin, "dreamadmin show")
+        content = (await shown.wait_callback()).data["content"]
+        assert "3" in content
+        assert (await again.guild_settings.get(guild.id)).queue_size == 3
+
+
+async def test_late_results_go_to_the_channel_with_a_mention(tmp_path, executor, cat_photo):
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        bot = create_bot(settings_for(tmp_path, interaction_lifetime=0.01), executor)
+        await fake.start_bot(bot)
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})
+        await inter.wait_callback()
+        fake.expire(inter)
+        await fake.wait_for(
+            lambda calls: any(m.files for m in fake.channel_messages(guild.text_channel)),
+            timeout=DREAM,
+        )
+        message = next(m for m in fake.channel_messages(guild.text_channel) if m.files)
+        assert f"<@{bob.id}>" in message.content
+
+
+async def test_heartbeats_keep_flowing_during_a_dream(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream", {"image": image, "preset": "balanced", "iterations": 15}
+    )
+    await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    assert fake.longest_heartbeat_gap(since=inter.created) < 1.0
