@@ -77,7 +77,8 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}.") from None
+                what = "a whole number" if kind is int else "a number"
+                raise ConfigError(f"{name}={raw!r} is not {what}.") from None
             if value <= 0:
                 raise ConfigError(f"{name} must be positive.")
             return value
