@@ -279,11 +279,9 @@ class DreamCog(commands.Cog):
                 if interaction.guild_id
                 else None
             )
-            if (
-                settings
-                and interaction.channel_id
-                and not settings.allows_channel(interaction.channel_id)
-            ):
+            # In a thread, the parent channel is the one an admin allowed.
+            channel_id = getattr(interaction.channel, "parent_id", None) or interaction.channel_id
+            if settings and channel_id and not settings.allows_channel(channel_id):
                 where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
                 raise UserError(f"Dreams are not made in this channel here. Try {where}.")
             preset = get_preset(preset_name or DEFAULT_PRESET)

@@ -206,3 +206,40 @@ async def test_heartbeats_keep_flowing_during_a_dream(world, cat_photo):
     )
     await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
     assert fake.longest_heartbeat_gap(since=inter.created) < 1.0
+
+
+async def test_dream_again_dropdown_works_after_a_restart(tmp_path, executor, cat_photo):
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        bot = create_bot(settings_for(tmp_path), executor)
+        await fake.start_bot(bot)
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(
+            guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 1}
+        )
+        result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        await bot.close()
+
+        again = create_bot(settings_for(tmp_path), executor)  # same database, new process state
+        await fake.start_bot(again)
+        select = result.components[0]["components"][0]
+        assert select["placeholder"] == "Dream again with…"
+        picked = await fake.click(guild, bob, result, select["custom_id"], values=["iter-low"])
+        redone = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        assert "iter-low" in redone.embeds[0]["title"]
+        assert fake.cdn_file(image).downloads == 2  # the original upload, fetched again
+
+
+async def test_an_image_the_engine_refuses_is_explained_and_the_bot_carries_on(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    sliver = fake.add_attachment("sliver.png", png(Image.new("RGB", (2000, 20))), "image/png")
+    inter = await fake.slash(guild, bob, "dream", {"image": sliver, "preset": "one-octave"})
+    refused = await inter.wait_original(lambda m: "too long and thin" in (m.content or ""))
+    assert not refused.files
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    after = await fake.slash(
+        guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 1}
+    )
+    await after.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)

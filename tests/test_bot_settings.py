@@ -38,7 +38,10 @@ def test_every_variable_is_read():
     ("env", "words"),
     [
         ({}, "DISCORD_TOKEN is not set"),
-        ({"DISCORD_TOKEN": "a", "DREAM_MAX_SIDE": "big"}, "DREAM_MAX_SIDE='big' is not a whole number"),
+        (
+            {"DISCORD_TOKEN": "a", "DREAM_MAX_SIDE": "big"},
+            "DREAM_MAX_SIDE='big' is not a whole number",
+        ),
         ({"DISCORD_TOKEN": "a", "DREAM_USER_LIMIT": "-1"}, "DREAM_USER_LIMIT must be positive"),
     ],
 )
