@@ -35,7 +35,7 @@ from cogs.common import (
 from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
 from dream_engine.executor import DreamFailed, DreamRequest
 from dream_engine.images import check_upload, decode_image, encode_to_fit
-from dream_engine.jobs import Job, JobState, QueueClosed
+from dream_engine.jobs import CancelOutcome, Job, JobState, QueueClosed
 from dream_engine.params import DreamParams, parse_layers
 from dream_engine.presets import DEFAULT_PRESET, get_preset
 from dream_engine.sources import ImageSource
@@ -98,13 +98,8 @@ class CancelButton(
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: DreamBot = interaction.client  # type: ignore[assignment]
-        outcome = bot.queue.cancel(
-            self.job_id,
-            by_user=interaction.user.id,
-            admin_of_guild=interaction.guild_id if is_guild_admin(interaction) else None,
-        )
-        await interaction.response.send_message(outcome.message, ephemeral=True)
+        cog: DreamCog = interaction.client.get_cog("DreamCog")  # type: ignore[union-attr,assignment]
+        await cog.cancel(interaction, self.job_id)
 
 
 class PresetPicker(
@@ -182,6 +177,22 @@ class DreamCog(commands.Cog):
         for task in [*self._workers, self._refresher]:
             if task is not None:
                 task.cancel()
+
+    async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        """Cancel for the caller (owner, or admin of the job's server) and say what happened.
+
+        A running job stops at the engine's next check and its worker reports it;
+        a waiting one is gone at once, so its message is updated here.
+        """
+        job = self.bot.queue.get(job_id)
+        outcome = self.bot.queue.cancel(
+            job_id,
+            by_user=interaction.user.id,
+            admin_of_guild=interaction.guild_id if is_guild_admin(interaction) else None,
+        )
+        await interaction.response.send_message(outcome.message, ephemeral=True)
+        if outcome is CancelOutcome.CANCELLED and job is not None:
+            await self._say(job.payload, "Cancelled before it started. Nothing was posted.")
 
     # -- commands ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import is_guild_admin, ordinal
+from cogs.common import ordinal
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -36,7 +36,6 @@ class QueueCog(commands.Cog):
     @app_commands.command(name="cancel", description="Cancel one of your dreams")
     @app_commands.describe(job="Which dream (default: your latest)")
     async def cancel(self, interaction: discord.Interaction, job: str | None = None) -> None:
-        admin_of = interaction.guild_id if is_guild_admin(interaction) else None
         if job is None:
             mine = self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
             if not mine:
@@ -45,10 +44,7 @@ class QueueCog(commands.Cog):
                 )
                 return
             job = max(mine, key=lambda status: status.job.created_at).job.id
-        outcome = self.bot.queue.cancel(
-            job.strip(), by_user=interaction.user.id, admin_of_guild=admin_of
-        )
-        await interaction.response.send_message(outcome.message, ephemeral=True)
+        await self.bot.get_cog("DreamCog").cancel(interaction, job.strip())
 
     @cancel.autocomplete("job")
     async def _job_autocomplete(self, interaction: discord.Interaction, current: str):

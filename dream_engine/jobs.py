@@ -300,9 +300,9 @@ class _Rotation(Generic[K]):
         lane = self._lanes[key]
         lane.count -= 1
         if lane.count == 0:
+            # `_served` is kept even when nobody waits: a member whose dream was just
+            # taken (and may still be running) has had this round's turn.
             del self._lanes[key]
-            if not self._lanes:  # idle: nobody is owed anything, start afresh
-                self._served.clear()
 
     def take(self) -> K:
         """Give the next turn: the earliest round, then the earliest joined."""
@@ -380,7 +380,7 @@ class JobQueue:
         if max_waiting < 0:
             raise ValueError(f"max_waiting must be >= 0, got {max_waiting}")
         self.max_waiting = max_waiting
-        self._on_change = on_change
+        self.on_change = on_change
         self._guilds: _Rotation[int | None] = _Rotation()
         self._lines: dict[int | None, _GuildLine] = {}
         self._waiting: dict[str, Job] = {}
@@ -466,9 +466,7 @@ class JobQueue:
             return None
         guild_id = self._guilds.take()
         line = self._lines[guild_id]
-        job = line.take()
-        if not line.size:
-            del self._lines[guild_id]
+        job = line.take()  # an emptied line stays: its rotation remembers who was served
         del self._waiting[job.id]
         job.state = JobState.RUNNING
         job.started_at = time.time()
@@ -600,8 +598,6 @@ class JobQueue:
     def _unqueue(self, job: Job) -> None:
         line = self._lines[job.guild_id]
         line.remove(job)
-        if not line.size:
-            del self._lines[job.guild_id]
         self._guilds.remove(job.guild_id)
         del self._waiting[job.id]
 
@@ -623,8 +619,8 @@ class JobQueue:
             self._ready.set()
         else:
             self._ready.clear()
-        if self._on_change is not None:
+        if self.on_change is not None:
             try:
-                self._on_change()
+                self.on_change()
             except Exception:
                 log.exception("JobQueue on_change listener failed")

@@ -183,6 +183,26 @@ def test_round_robin_between_members_example() -> None:
     assert names(drain(queue)) == ["a1", "b1", "a2", "a3"]
 
 
+def test_a_member_whose_dream_was_taken_from_an_idle_queue_has_had_their_turn() -> None:
+    queue = JobQueue(max_waiting=100)
+    submit(queue, ALICE, payload="a1")
+    assert queue.take_nowait().payload == "a1"  # the line was empty: taken at once
+    for name in ("a2", "a3"):
+        submit(queue, ALICE, payload=name)
+    submit(queue, BOB, payload="b1")
+    assert names(queue.waiting()) == ["b1", "a2", "a3"]
+    assert names(drain(queue)) == ["b1", "a2", "a3"]
+
+
+def test_a_server_whose_job_was_taken_from_an_idle_queue_has_had_its_turn() -> None:
+    queue = JobQueue(max_waiting=100)
+    submit(queue, ALICE, guild=GUILD_X, payload="x1")
+    queue.take_nowait()
+    submit(queue, ALICE, guild=GUILD_X, payload="x2")
+    submit(queue, BOB, guild=GUILD_Y, payload="y1")
+    assert names(drain(queue)) == ["y1", "x2"]
+
+
 def test_round_robin_across_servers_then_members() -> None:
     queue = JobQueue(max_waiting=100)
     for name in ("a1", "a2", "a3"):
