@@ -24,6 +24,8 @@ from dream_engine.executor import Executor, LocalExecutor
 from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.jobs import GuildLimits, JobQueue
+from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS
+from dream_engine.presets import default_preset_for, load_preset
 from dream_engine.sources import ImageSourceStore
 
 log = logging.getLogger("dreambot")
@@ -55,6 +57,8 @@ class Settings:
     interaction_lifetime: float = 14.5 * 60  # an interaction token lives 15 minutes
     progress_interval: float = 2.0  # seconds between progress edits of one job
     download_timeout: float = 30.0
+    precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
+    tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +88,12 @@ class Settings:
             return value
 
         dev_guild = env.get("DREAM_DEV_GUILD", "").strip()
+        precision = env.get("DREAM_PRECISION", "").strip() or cls.precision
+        if precision not in PRECISIONS:
+            raise ConfigError(f"DREAM_PRECISION must be one of {', '.join(PRECISIONS)}.")
+        tile_size = env.get("DREAM_TILE_SIZE", "").strip()
+        if tile_size and not tile_size.isdigit():
+            raise ConfigError("DREAM_TILE_SIZE must be a whole number of pixels (0 = no tiling).")
         return cls(
             token=token,
             model=env.get("DREAM_MODEL", cls.model).strip() or cls.model,
@@ -104,6 +114,8 @@ class Settings:
             ),
             progress_interval=number("DREAM_PROGRESS_INTERVAL", cls.progress_interval, float),
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
+            precision=precision,
+            tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
         )
 
     @property
@@ -125,7 +137,13 @@ class DreamBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
         self.settings = settings
         self._owns_executor = executor is None  # a shared (test) executor outlives the bot
-        self.executor: Executor = executor or LocalExecutor(settings.model, settings.weights)
+        self.executor: Executor = executor or LocalExecutor(
+            settings.model,
+            settings.weights,
+            precision=settings.precision,
+            tile_size=settings.tile_size,
+            warm_up=load_preset(default_preset_for(settings.model)),
+        )
         self.queue = JobQueue(settings.max_queue)
         self.guild_settings: GuildSettingsStore | None = None
         self.sources: ImageSourceStore | None = None

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from dream_engine.errors import UserError
 from dream_engine.models import MODELS, weights_source
-from dream_engine.params import DreamParams, parse_layers
-from dream_engine.presets import DEFAULT_PRESET, get_preset, list_presets
+from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams, parse_layers
+from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset, list_presets
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"scale the input down to this longest side first (default {DEFAULT_MAX_SIDE})",
     )
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=os.environ.get("DREAM_PRECISION", "float32"),
+        help="compute precision; mixed_bfloat16 on CPUs with AVX512_BF16/AMX or recent GPUs",
+    )
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=DEFAULT_TILE_SIZE,
+        help=f"compute gradients in tiles of this many px (default {DEFAULT_TILE_SIZE}; 0 = never)",
+    )
     return parser
 
 
@@ -85,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resolve_params(args: argparse.Namespace) -> DreamParams:
     """The preset (or the model's default) with every explicit flag applied on top."""
-    preset = get_preset(args.preset or _default_preset(args.model))
+    preset = get_preset(args.preset or default_preset_for(args.model))
     params = preset.params
     if args.model and args.model != params.model:
         if args.preset or not args.layers:
@@ -106,14 +118,6 @@ def resolve_params(args: argparse.Namespace) -> DreamParams:
     )
 
 
-def _default_preset(model: str | None) -> str:
-    """`balanced` for InceptionV3; for another model, its first preset if it has one."""
-    if model is None or model == get_preset(DEFAULT_PRESET).model:
-        return DEFAULT_PRESET
-    matching = list_presets(model=model)
-    return matching[0].name if matching else DEFAULT_PRESET
-
-
 def _dream(args: argparse.Namespace) -> int:
     from dream_engine.images import load_image_file
 
@@ -126,7 +130,13 @@ def _dream(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     from dream_engine.engine import DreamEngine
 
-    engine = DreamEngine(model=params.model, weights=args.weights, seed=params.seed)
+    engine = DreamEngine(
+        model=params.model,
+        weights=args.weights,
+        seed=params.seed,
+        precision=args.precision,
+        tile_size=args.tile_size or None,
+    )
     with _ProgressBar() as bar:
         result = engine.dream(image, params, on_progress=bar.update, max_side=args.max_side)
     _save(result.image, output)

@@ -23,12 +23,10 @@ from PIL import Image
 from dream_engine.errors import DreamCancelled, ImageError, ParamError
 from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
 from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone
-from dream_engine.params import DreamParams
+from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
-DEFAULT_TILE_SIZE = 512  # larger images get their gradient tile by tile
 TILE_MARGIN_DIVISOR = 4  # each tile is seen with tile_size // 4 of context around it
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # float16 gradients of small activations underflow; the gradient is normalised
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
@@ -103,6 +101,16 @@ class DreamEngine:
     @property
     def model_name(self) -> str:
         return self.spec.name
+
+    def warm_up(self, params: DreamParams) -> None:
+        """Trace and run `params`' graph once on a small image, so the first user waits less.
+
+        One trace serves every later image size, tiled or not.
+        """
+        side = 2 * self.spec.min_side
+        self.dream(
+            Image.new("RGB", (side, side), (128, 128, 128)), params.replace(octaves=1, iterations=1)
+        )
 
     def dream(
         self,

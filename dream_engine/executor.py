@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dream_engine.errors import DreamCancelled, UserError
-from dream_engine.params import DreamParams
+from dream_engine.params import DEFAULT_TILE_SIZE, DreamParams
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -62,10 +62,22 @@ class LocalExecutor:
 
     capacity = 1
 
-    def __init__(self, model: str, weights: str, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: str,
+        weights: str,
+        seed: int = 0,
+        *,
+        precision: str = "float32",
+        tile_size: int | None = DEFAULT_TILE_SIZE,
+        warm_up: DreamParams | None = None,
+    ) -> None:
         self.model_name = model
         self._weights = weights
         self._seed = seed
+        self._precision = precision
+        self._tile_size = tile_size
+        self._warm_up = warm_up
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-engine")
         self._engine: DreamEngine | None = None
 
@@ -76,7 +88,15 @@ class LocalExecutor:
     def _build(self) -> None:
         from dream_engine.engine import DreamEngine
 
-        self._engine = DreamEngine(model=self.model_name, weights=self._weights, seed=self._seed)
+        self._engine = DreamEngine(
+            model=self.model_name,
+            weights=self._weights,
+            seed=self._seed,
+            precision=self._precision,
+            tile_size=self._tile_size,
+        )
+        if self._warm_up is not None:
+            self._engine.warm_up(self._warm_up)
 
     async def submit(
         self,

@@ -63,6 +63,14 @@ def get_preset(name: str, directory: Path | None = None) -> Preset:
     return Preset(name=name, description=description, params=params)
 
 
+def default_preset_for(model: str | None, directory: Path | None = None) -> str:
+    """`balanced` for InceptionV3; for another model, its first preset if it has one."""
+    if model is None or model == get_preset(DEFAULT_PRESET, directory).model:
+        return DEFAULT_PRESET
+    matching = list_presets(directory, model=model)
+    return matching[0].name if matching else DEFAULT_PRESET
+
+
 def list_presets(directory: Path | None = None, model: str | None = None) -> list[Preset]:
     """All valid presets, sorted by name (for `model` only when given).
 

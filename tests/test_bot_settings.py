@@ -26,12 +26,14 @@ def test_every_variable_is_read():
             "DREAM_DB": "/tmp/x.db", "DREAM_MAX_SIDE": "512", "DREAM_DEV_GUILD": "42",
             "DREAM_MAX_QUEUE": "7", "DREAM_GUILD_QUEUE_SIZE": "3", "DREAM_USER_LIMIT": "1",
             "DREAM_MAX_UPLOAD_MB": "8", "DREAM_INTERACTION_LIFETIME": "60",
+            "DREAM_PRECISION": "mixed_bfloat16", "DREAM_TILE_SIZE": "0",
         }
     )  # fmt: skip
     assert (settings.model, settings.weights, settings.db_path) == ("dogs", "random", "/tmp/x.db")
     assert (settings.max_side, settings.dev_guild, settings.max_queue) == (512, 42, 7)
     assert settings.guild_defaults.queue_size == 3 and settings.default_limits.user_limit == 1
     assert settings.max_upload_bytes == 8 * 1024 * 1024 and settings.interaction_lifetime == 60
+    assert settings.precision == "mixed_bfloat16" and settings.tile_size is None
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,8 @@ def test_every_variable_is_read():
             "DREAM_MAX_SIDE='big' is not a whole number",
         ),
         ({"DISCORD_TOKEN": "a", "DREAM_USER_LIMIT": "-1"}, "DREAM_USER_LIMIT must be positive"),
+        ({"DISCORD_TOKEN": "a", "DREAM_PRECISION": "int8"}, "DREAM_PRECISION must be one of"),
+        ({"DISCORD_TOKEN": "a", "DREAM_TILE_SIZE": "big"}, "DREAM_TILE_SIZE must be a whole"),
     ],
 )
 def test_bad_configuration_names_the_variable(env, words):

@@ -37,7 +37,7 @@ def test_dream_with_gallery_and_overrides(tmp_path, photo):
     result = run_cli(
         str(photo), "-o", str(output), "--preset", "upper-layers", "--weights", "random",
         "--iterations", "2", "--octaves", "3", "--octave-scale", "1.3", "--max-side", "200",
-        "--gallery", str(gallery),
+        "--gallery", str(gallery), "--tile-size", "160", "--precision", "mixed_bfloat16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "Traceback" not in result.stderr

@@ -139,3 +139,14 @@ def test_dogs_dream_of_a_real_photo_really_dreams(dogs_engine, cat_photo):
         assert history[-1] > 1.5 * history[0]  # gradient ascent climbs
     change = np.abs(pixels(result.image) - pixels(cat_photo)).mean()
     assert change > 12  # of 255: a visible dream, not a rounding difference
+
+
+def test_warm_up_traces_once_so_the_first_dream_does_not(noise_image):
+    from dream_engine import DreamEngine
+
+    engine = DreamEngine(model="inceptionv3", weights="random")
+    params = load_preset("balanced").replace(iterations=1)
+    engine.warm_up(params)
+    assert engine.trace_count == 1
+    engine.dream(noise_image, params)
+    assert engine.trace_count == 1
