@@ -31,6 +31,7 @@ from dream_engine.sources import ImageSourceStore
 log = logging.getLogger("dreambot")
 
 EXTENSIONS = ("cogs.dream", "cogs.queue", "cogs.admin")
+EXECUTORS = ("process", "thread")
 MIB = 1024 * 1024
 
 
@@ -57,6 +58,8 @@ class Settings:
     interaction_lifetime: float = 14.5 * 60  # an interaction token lives 15 minutes
     progress_interval: float = 2.0  # seconds between progress edits of one job
     download_timeout: float = 30.0
+    executor: str = "process"  # process: the engine in a supervised worker; thread: in-process
+    job_timeout: float | None = None  # seconds a dream may run before its worker is stopped
     precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
     tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
 
@@ -91,6 +94,9 @@ class Settings:
         precision = env.get("DREAM_PRECISION", "").strip() or cls.precision
         if precision not in PRECISIONS:
             raise ConfigError(f"DREAM_PRECISION must be one of {', '.join(PRECISIONS)}.")
+        executor = env.get("DREAM_EXECUTOR", "").strip() or cls.executor
+        if executor not in EXECUTORS:
+            raise ConfigError(f"DREAM_EXECUTOR must be one of {', '.join(EXECUTORS)}.")
         tile_size = env.get("DREAM_TILE_SIZE", "").strip()
         if tile_size and not tile_size.isdigit():
             raise ConfigError("DREAM_TILE_SIZE must be a whole number of pixels (0 = no tiling).")
@@ -114,6 +120,8 @@ class Settings:
             ),
             progress_interval=number("DREAM_PROGRESS_INTERVAL", cls.progress_interval, float),
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
+            executor=executor,
+            job_timeout=number("DREAM_JOB_TIMEOUT", 0, float) or None,
             precision=precision,
             tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
         )
@@ -137,13 +145,7 @@ class DreamBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
         self.settings = settings
         self._owns_executor = executor is None  # a shared (test) executor outlives the bot
-        self.executor: Executor = executor or LocalExecutor(
-            settings.model,
-            settings.weights,
-            precision=settings.precision,
-            tile_size=settings.tile_size,
-            warm_up=load_preset(default_preset_for(settings.model)),
-        )
+        self.executor: Executor = executor or build_executor(settings)
         self.queue = JobQueue(settings.max_queue)
         self.guild_settings: GuildSettingsStore | None = None
         self.sources: ImageSourceStore | None = None
@@ -178,6 +180,22 @@ class DreamBot(commands.Bot):
         for store in stores:
             if store is not None:
                 await store.close()
+
+
+def build_executor(settings: Settings) -> Executor:
+    """The executor `DREAM_EXECUTOR` names; the cogs never know which one runs."""
+    options = dict(
+        precision=settings.precision,
+        tile_size=settings.tile_size,
+        warm_up=load_preset(default_preset_for(settings.model)),
+    )
+    if settings.executor == "thread":
+        return LocalExecutor(settings.model, settings.weights, **options)
+    from dream_engine.worker_process import ProcessExecutor
+
+    return ProcessExecutor(
+        settings.model, settings.weights, job_timeout=settings.job_timeout, **options
+    )
 
 
 def create_bot(settings: Settings, executor: Executor | None = None) -> DreamBot:

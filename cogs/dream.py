@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from bot import DreamBot
-    from dream_engine.engine import DreamResult, Progress
+    from dream_engine.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from dream_engine.errors import (
 )
 from dream_engine.params import DreamParams, parse_layers
 from dream_engine.presets import get_preset, list_presets, load_preset
+from dream_engine.results import DreamResult, Progress
 
 if TYPE_CHECKING:
-    from dream_engine.engine import DreamEngine, DreamResult, Progress
+    from dream_engine.engine import DreamEngine
 
 __all__ = [
     "DreamCancelled",
@@ -39,8 +40,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"DreamEngine", "DreamResult", "Progress"}:
-        from dream_engine import engine
+    if name == "DreamEngine":
+        from dream_engine.engine import DreamEngine
 
-        return getattr(engine, name)
+        return DreamEngine
     raise AttributeError(f"module 'dream_engine' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset,
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dream_engine.engine import Progress
+    from dream_engine.results import Progress
 
 DEFAULT_MAX_SIDE = 1024
 EXIT_USER_ERROR = 2

@@ -14,7 +14,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +23,7 @@ from dream_engine.errors import DreamCancelled, ImageError, ParamError
 from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
 from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone
 from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams
+from dream_engine.results import DreamResult, Progress
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
 TILE_MARGIN_DIVISOR = 4  # each tile is seen with tile_size // 4 of context around it
@@ -34,39 +34,11 @@ STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
 MAX_ASPECT_RATIO = 20
 
 
-@dataclass(frozen=True)
-class Progress:
-    """One progress event: where the dream is and how it is going."""
-
-    octave: int  # 1-based
-    octaves: int
-    step: int  # steps done in this octave
-    steps: int  # iterations allowed per octave
-    loss: float
-    elapsed: float  # seconds since the dream started
-    octave_done: bool = False
-
-    @property
-    def fraction(self) -> float:
-        """Share of the work done, for bars and ETAs (an early stop jumps ahead)."""
-        within = 1.0 if self.octave_done else self.step / self.steps
-        return min(1.0, (self.octave - 1 + within) / self.octaves)
+class EngineDefault:
+    """Marks "the engine's own setting" where None already means something (no tiling)."""
 
 
-@dataclass
-class DreamResult:
-    image: Image.Image
-    octaves: list[Image.Image]  # the image after each octave, smallest first
-    losses: list[list[float]]  # loss at every step, per octave
-    params: DreamParams
-    seconds: float
-    notes: list[str] = field(default_factory=list)  # what the engine changed and why
-
-    @property
-    def stopped_early(self) -> list[bool]:
-        return [len(history) < self.params.iterations for history in self.losses]
-
-
+ENGINE_DEFAULT = EngineDefault()
 CancelFlag = threading.Event | Callable[[], bool] | None
 ProgressCallback = Callable[[Progress], None] | None
 
@@ -96,7 +68,9 @@ class DreamEngine:
         self.backbone = load_backbone(model, weights, seed, precision=precision)
         self.chunk_steps = chunk_steps
         self.trace_count = 0  # graph traces so far; stays flat across image sizes
-        self._steppers: OrderedDict[tuple[str, ...], _GradientAscent] = OrderedDict()
+        self._steppers: OrderedDict[tuple[tuple[str, ...], int | None], _GradientAscent] = (
+            OrderedDict()
+        )
 
     @property
     def model_name(self) -> str:
@@ -119,8 +93,14 @@ class DreamEngine:
         on_progress: ProgressCallback = None,
         cancel: CancelFlag = None,
         max_side: int | None = None,
+        tile_size: int | EngineDefault | None = ENGINE_DEFAULT,
     ) -> DreamResult:
-        """Dream `image`; raises `ParamError`/`ImageError` for bad input, `DreamCancelled`."""
+        """Dream `image`; raises `ParamError`/`ImageError` for bad input, `DreamCancelled`.
+
+        `tile_size` overrides the engine's for this dream (a smaller retry after
+        running out of memory); each tile size keeps its own compiled loop.
+        """
+        tile = self.tile_size if isinstance(tile_size, EngineDefault) else tile_size
         started = time.perf_counter()
         params.validate()
         if params.model != self.spec.name:
@@ -138,7 +118,7 @@ class DreamEngine:
                 f"(the smallest octave must be {self.spec.min_side} px)"
             )
         active = params.active_layers()
-        stepper = self._stepper(tuple(active))
+        stepper = self._stepper(tuple(active), tile)
         weights = tf.constant(list(active.values()), tf.float32)
 
         original = _to_unit(image)
@@ -224,11 +204,12 @@ class DreamEngine:
             image = image.resize(size, Image.Resampling.LANCZOS)
         return image, notes
 
-    def _stepper(self, layers: tuple[str, ...]) -> _GradientAscent:
-        """One compiled loop per layer combination, least recently used dropped first."""
-        if layers in self._steppers:
-            self._steppers.move_to_end(layers)
-            return self._steppers[layers]
+    def _stepper(self, layers: tuple[str, ...], tile_size: int | None) -> _GradientAscent:
+        """One compiled loop per layer combination and tile size, least recently used out."""
+        key = (layers, tile_size)
+        if key in self._steppers:
+            self._steppers.move_to_end(key)
+            return self._steppers[key]
         import keras
 
         outputs = [self.backbone.get_layer(name).output for name in layers]
@@ -239,10 +220,10 @@ class DreamEngine:
             extractor,
             self.spec.input_from_unit,
             self._count_trace,
-            tile_size=self.tile_size,
+            tile_size=tile_size,
             loss_scale=FLOAT16_LOSS_SCALE if self.precision == "mixed_float16" else 1.0,
         )
-        self._steppers[layers] = stepper
+        self._steppers[key] = stepper
         while len(self._steppers) > STEPPER_CACHE_SIZE:
             self._steppers.popitem(last=False)
         return stepper

@@ -25,7 +25,8 @@ from dream_engine.params import DEFAULT_TILE_SIZE, DreamParams
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dream_engine.engine import DreamEngine, DreamResult, Progress
+    from dream_engine.engine import DreamEngine
+    from dream_engine.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -243,3 +244,21 @@ async def test_an_image_the_engine_refuses_is_explained_and_the_bot_carries_on(w
         guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 1}
     )
     await after.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+
+
+async def test_a_dream_through_the_default_worker_process(tmp_path, cat_photo):
+    """The default executor: the engine in a spawned, supervised worker process."""
+    settings = settings_for(tmp_path, executor="process")
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        bot = create_bot(settings)  # builds its own ProcessExecutor, as in production
+        await fake.start_bot(bot, timeout=120)
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(
+            guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 2}
+        )
+        result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        with Image.open(io.BytesIO(result.files[0].data)) as dream:
+            assert dream.size == (160, 107)
+        assert bot.executor.worker_pid not in (None, os.getpid())

@@ -27,6 +27,7 @@ def test_every_variable_is_read():
             "DREAM_MAX_QUEUE": "7", "DREAM_GUILD_QUEUE_SIZE": "3", "DREAM_USER_LIMIT": "1",
             "DREAM_MAX_UPLOAD_MB": "8", "DREAM_INTERACTION_LIFETIME": "60",
             "DREAM_PRECISION": "mixed_bfloat16", "DREAM_TILE_SIZE": "0",
+            "DREAM_EXECUTOR": "thread", "DREAM_JOB_TIMEOUT": "300",
         }
     )  # fmt: skip
     assert (settings.model, settings.weights, settings.db_path) == ("dogs", "random", "/tmp/x.db")
@@ -34,6 +35,8 @@ def test_every_variable_is_read():
     assert settings.guild_defaults.queue_size == 3 and settings.default_limits.user_limit == 1
     assert settings.max_upload_bytes == 8 * 1024 * 1024 and settings.interaction_lifetime == 60
     assert settings.precision == "mixed_bfloat16" and settings.tile_size is None
+    assert settings.executor == "thread" and settings.job_timeout == 300
+    assert Settings.from_env({"DISCORD_TOKEN": "abc"}).executor == "process"  # crash-isolated
 
 
 @pytest.mark.parametrize(
@@ -46,6 +49,7 @@ def test_every_variable_is_read():
         ),
         ({"DISCORD_TOKEN": "a", "DREAM_USER_LIMIT": "-1"}, "DREAM_USER_LIMIT must be positive"),
         ({"DISCORD_TOKEN": "a", "DREAM_PRECISION": "int8"}, "DREAM_PRECISION must be one of"),
+        ({"DISCORD_TOKEN": "a", "DREAM_EXECUTOR": "gpu"}, "DREAM_EXECUTOR must be one of"),
         ({"DISCORD_TOKEN": "a", "DREAM_TILE_SIZE": "big"}, "DREAM_TILE_SIZE must be a whole"),
     ],
 )

@@ -23,10 +23,12 @@ def test_tiles_cover_every_pixel_up_to_the_last_row_and_column(tiled_dogs, dogs_
     """A common bug skips the last partial row or column of tiles."""
     layers, weights = ("block_6_project_BN",), tf.constant([1.0])
     img = tf.random.stateless_uniform([250, 230, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
-    tiled = tiled_dogs._stepper(layers)
+    tiled = tiled_dogs._stepper(layers, tiled_dogs.tile_size)
     assert int(tiled._tiling(tf.constant(250))[1]) == 3  # 3 tiles of 84 px, no 58-px sliver
     grads, loss = tiled._gradients(img, weights)
-    whole_grads, whole_loss = dogs_engine._stepper(layers)._gradients(img, weights)  # one tile
+    whole_grads, whole_loss = dogs_engine._stepper(layers, None)._gradients(
+        img, weights
+    )  # one tile
     reached = np.abs(grads.numpy()).sum(axis=2) > 0
     reached_whole = np.abs(whole_grads.numpy()).sum(axis=2) > 0
     assert reached[reached_whole].all()  # every pixel the whole-image gradient moves

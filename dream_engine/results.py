@@ -1,0 +1,46 @@
+"""What a dream reports and returns: plain data, no TensorFlow.
+
+Kept apart from the engine so the bot process (and the worker process's
+parent) can build and read them without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from dream_engine.params import DreamParams
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: where the dream is and how it is going."""
+
+    octave: int  # 1-based
+    octaves: int
+    step: int  # steps done in this octave
+    steps: int  # iterations allowed per octave
+    loss: float
+    elapsed: float  # seconds since the dream started
+    octave_done: bool = False
+
+    @property
+    def fraction(self) -> float:
+        """Share of the work done, for bars and ETAs (an early stop jumps ahead)."""
+        within = 1.0 if self.octave_done else self.step / self.steps
+        return min(1.0, (self.octave - 1 + within) / self.octaves)
+
+
+@dataclass
+class DreamResult:
+    image: Image.Image
+    octaves: list[Image.Image]  # the image after each octave, smallest first
+    losses: list[list[float]]  # loss at every step, per octave
+    params: DreamParams
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # what the engine changed and why
+
+    @property
+    def stopped_early(self) -> list[bool]:
+        return [len(history) < self.params.iterations for history in self.losses]
