@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
 FILES_PER_MESSAGE = 10
+SHUTDOWN_GRACE = 10.0  # seconds running dreams get to say goodbye at shutdown
 
 
 @dataclass
@@ -174,9 +175,14 @@ class DreamCog(commands.Cog):
                 "The dream bot is shutting down; this dream was not started. "
                 "Please try again in a few minutes.",
             )
+        for job in self.bot.queue.running():
+            job.cancel_event.set()  # the engine stops at its next check
         for task in [*self._workers, self._refresher]:
             if task is not None:
                 task.cancel()
+        # Let workers tell their users before the HTTP session closes.
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=SHUTDOWN_GRACE)
 
     async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         """Cancel for the caller (owner, or admin of the job's server) and say what happened.
@@ -227,7 +233,7 @@ class DreamCog(commands.Cog):
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
             "iterations": iterations, "max_loss": max_loss, "seed": seed, "layers": layers,
         }  # fmt: skip
-        source = await self.bot.sources.add(
+        source = ImageSource.unsaved(
             url=image.url, filename=image.filename, size=image.size,
             content_type=image.content_type, guild_id=interaction.guild_id,
             user_id=interaction.user.id,
@@ -235,6 +241,7 @@ class DreamCog(commands.Cog):
         if preset is None:
             if not await self._precheck(interaction, source, None, overrides):
                 return
+            source = await self.bot.sources.save(source)  # the dropdown needs its id
             await interaction.response.send_message(
                 "Pick a preset to dream this image with:",
                 view=picker_view(self.bot, source.id, "Pick a preset"),
@@ -261,13 +268,14 @@ class DreamCog(commands.Cog):
                 ephemeral=True,
             )
             return
-        source = await self.bot.sources.add(
+        source = ImageSource.unsaved(
             url=attachment.url, filename=attachment.filename, size=attachment.size,
             content_type=attachment.content_type, guild_id=interaction.guild_id,
             user_id=interaction.user.id,
         )  # fmt: skip
         if not await self._precheck(interaction, source, None, {}):
             return
+        source = await self.bot.sources.save(source)
         await interaction.response.send_message(
             f"Dream {attachment.filename} with which preset?",
             view=picker_view(self.bot, source.id, "Pick a preset"),
@@ -337,6 +345,8 @@ class DreamCog(commands.Cog):
         preset, params, max_side = checked
         await interaction.response.defer(thinking=True)
         try:
+            if source.id is None:  # kept for "Dream again with…"; after the ack, not before
+                source = await self.bot.sources.save(source)
             image = await self._download(source)
             settings = (
                 await self.bot.guild_settings.get(interaction.guild_id)
@@ -471,6 +481,14 @@ class DreamCog(commands.Cog):
         except (UserError, DreamFailed) as error:
             await self._say(dream_job, f"⚠️ {error}")
             return JobState.FAILED
+        except asyncio.CancelledError:  # the bot is shutting down
+            await self._say(
+                dream_job,
+                "The dream bot is restarting, so this dream was stopped. "
+                "Please try again in a few minutes.",
+            )
+            self.bot.queue.finish(job.id, JobState.CANCELLED)
+            raise
         await self._deliver(job, result)
         return JobState.DONE
 

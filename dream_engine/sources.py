@@ -7,6 +7,7 @@ pruned; Discord's signed CDN links expire about then anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ KEEP_SECONDS = 7 * 24 * 3600
 
 @dataclass(frozen=True)
 class ImageSource:
-    id: int
+    id: int | None  # None until saved: a job that is refused never costs a database write
     url: str
     filename: str
     size: int
@@ -28,6 +29,19 @@ class ImageSource:
     guild_id: int | None
     user_id: int
     created_at: float
+
+    @classmethod
+    def unsaved(
+        cls,
+        *,
+        url: str,
+        filename: str,
+        size: int,
+        content_type: str | None,
+        guild_id: int | None,
+        user_id: int,
+    ) -> ImageSource:
+        return cls(None, url, filename, size, content_type, guild_id, user_id, time.time())
 
 
 class ImageSourceStore:
@@ -38,30 +52,22 @@ class ImageSourceStore:
     async def open(cls, path: str | Path) -> ImageSourceStore:
         return cls(await open_database(path))
 
-    async def add(
-        self,
-        *,
-        url: str,
-        filename: str,
-        size: int,
-        content_type: str | None,
-        guild_id: int | None,
-        user_id: int,
-    ) -> ImageSource:
-        now = time.time()
+    async def save(self, source: ImageSource) -> ImageSource:
+        """Persist `source` (made with `ImageSource.unsaved`) and return it with its id."""
         cursor = await self._db.execute(
             "INSERT INTO image_sources (url, filename, size, content_type, guild_id, user_id,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (url, filename, size, content_type, guild_id, user_id, now),
-        )
+            (
+                source.url, source.filename, source.size, source.content_type,
+                source.guild_id, source.user_id, source.created_at,
+            ),
+        )  # fmt: skip
         await self._db.execute(
-            "DELETE FROM image_sources WHERE created_at < ?", (now - KEEP_SECONDS,)
+            "DELETE FROM image_sources WHERE created_at < ?", (source.created_at - KEEP_SECONDS,)
         )
         await self._db.commit()
         assert cursor.lastrowid is not None
-        return ImageSource(
-            cursor.lastrowid, url, filename, size, content_type, guild_id, user_id, now
-        )
+        return dataclasses.replace(source, id=cursor.lastrowid)
 
     async def get(self, source_id: int) -> ImageSource | None:
         async with self._db.execute(
