@@ -1,85 +1,710 @@
-"""Engine benchmark: seconds per step, seconds per dream and graph traces by image size.
+"""Engine benchmark: this engine against the plain keras.io loop, same machine, same inputs.
 
-    python -m benchmarks.engine [--model inceptionv3] [--weights random] [--sizes 256x256,512x384]
+    python -m benchmarks.engine [--quick] [--model inceptionv3] [--weights random]
+                                [--preset balanced] [--cases steady,stream,...]
 
-Prints one JSON line per case. It is a benchmark, not a test: machines are
-noisy, so the figures are read by people (and copied into README.md), never
-asserted. Random weights cost the same FLOPs as trained ones, so the default
-runs offline.
+Prints one JSON line per measurement, each with "case" and "impl" ("engine",
+"reference" = `benchmarks/reference.py`, "host" for the machine itself,
+"engine_vs_reference" for ratios):
+
+- machine      CPU model, cores, TensorFlow version, AVX512_BF16/AMX flags
+- matmul_peak  GFLOP/s of a large `tf.linalg.matmul` (float32, bfloat16, float16):
+               the roof the achieved GFLOP/s are measured against
+- flops        FLOPs of one gradient step per size, from TensorFlow's profiler
+- steady       seconds per step once warm, per size; achieved GFLOP/s, share of peak
+- stream       seconds per dream over images of different sizes from a fresh
+               instance, tracing included, as the bot sees it; total traces
+- precision    the engine's step in float32 and mixed precision
+- tiling       the engine untiled at the largest steady size (steady runs its default)
+- huge         4096x4096: the engine tiled; the reference untiled under a memory
+               cap and a timeout (its failure is recorded, not raised)
+- speedup      reference time / engine time, for steady, stream and huge
+
+Each big case runs in a fresh child process (`--child SPEC`), so its peak RSS
+is its own. `--quick` runs tiny sizes in one process: it exists so CI runs the
+script and it cannot rot. It is a benchmark, not a test: machines are noisy, so
+the figures are read by people, never asserted. Random weights cost the same
+FLOPs as trained ones, so the default runs offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-from PIL import Image
+from dream_engine.params import DEFAULT_TILE_SIZE
 
-DEFAULT_SIZES = "256x256,512x384,1024x768"
+REPO = Path(__file__).resolve().parent.parent
+CASES = (
+    "machine",
+    "matmul_peak",
+    "flops",
+    "steady",
+    "stream",
+    "precision",
+    "tiling",
+    "huge",
+    "speedup",
+)
+IMPLS = ("engine", "reference")
+PRECISION_PEAK_DTYPE = {
+    "float32": "float32",
+    "mixed_bfloat16": "bfloat16",
+    "mixed_float16": "float16",
+}
+Record = dict[str, Any]
+CHILD_TIMEOUT_S = 900  # a hung child ends as a "timeout" record, not a hung benchmark
+EXCEPTION_LINE = re.compile(r"^(?:[\w]+\.)*(\w+(?:Error|Exception|Exit)):")
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    return [tuple(int(part) for part in size.split("x")) for size in text.split(",")]  # type: ignore[misc]
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures: the full benchmark, or the tiny `--quick` one for CI."""
+
+    sizes: tuple[str, ...]  # steady sizes, WxH
+    steps: int  # timed steps per steady size
+    stream: tuple[str, ...]  # the stream's image sizes, in order
+    stream_iterations: int  # iterations per octave in the stream
+    precision_size: str
+    precisions: tuple[str, ...]
+    huge_size: str | None  # None: no huge case
+    huge_steps: int
+    huge_tile: int
+    matmul_n: int
+    isolate: bool  # each case in a fresh child process
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="inceptionv3")
-    parser.add_argument("--weights", default="random")
-    parser.add_argument("--preset", default="balanced")
-    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="WxH,WxH,...")
-    parser.add_argument("--steps", type=int, default=10, help="steps timed per size (steady state)")
-    parser.add_argument(
-        "--iterations", type=int, default=10, help="iterations per octave per dream"
+FULL = Plan(
+    sizes=("256x256", "512x384", "1024x768"),
+    steps=10,
+    stream=("300x200", "256x256", "410x300", "333x222", "500x375"),
+    stream_iterations=10,
+    precision_size="512x384",
+    precisions=("float32", "mixed_bfloat16", "mixed_float16"),
+    huge_size="4096x4096",
+    huge_steps=1,  # ~1.5 min a step on 2 cores; the warm-up step comes on top
+    huge_tile=DEFAULT_TILE_SIZE,  # the default the bot runs with
+    matmul_n=2048,
+    isolate=True,
+)
+QUICK = Plan(
+    sizes=("96x96", "120x90"),
+    steps=2,
+    stream=("120x90", "96x96"),
+    stream_iterations=2,
+    precision_size="96x96",
+    precisions=("float32", "mixed_bfloat16"),
+    huge_size=None,
+    huge_steps=0,
+    huge_tile=0,
+    matmul_n=512,
+    isolate=False,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement, small enough to pass to a child process as JSON."""
+
+    case: str
+    impl: str
+    model: str = "inceptionv3"
+    weights: str = "random"
+    preset: str = "balanced"
+    sizes: tuple[str, ...] = ()
+    steps: int = 0  # timed steps (steady kinds) or iterations per octave (stream)
+    engine_options: dict[str, Any] = field(default_factory=dict)  # DreamEngine(**options)
+    matmul_n: int = 0
+    mem_cap_gib: float | None = None  # RLIMIT_AS for the child: a failure, not a swapping box
+    timeout_s: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Case:
+        data = json.loads(text)
+        data["sizes"] = tuple(data["sizes"])
+        return cls(**data)
+
+    def label(self) -> Record:
+        """The fields every record of this case starts with."""
+        return {"case": self.case, "impl": self.impl}
+
+
+class Skipped(Exception):
+    """The engine does not offer what the case needs (yet): reported, not fatal."""
+
+
+# --- The machine --------------------------------------------------------------------------------
+
+
+def machine_info() -> Record:
+    """What the numbers were measured on; no TensorFlow import, so the parent stays light."""
+    cpuinfo = _read("/proc/cpuinfo")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor() or platform.machine(),
     )
-    args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    flags_line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    flags = set(flags_line.split(":", 1)[-1].split())
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    return {
+        "case": "machine",
+        "impl": "host",
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "mem_total_gib": round(_meminfo_kib("MemTotal") / 2**20, 1),
+        "cpu_flags": {flag: flag in flags for flag in wanted},
+        "tensorflow": _package_version("tensorflow", "tensorflow-cpu"),
+        "keras": _package_version("keras"),
+        "python": platform.python_version(),
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+    }
 
-    from dream_engine import DreamEngine, load_preset
 
-    started = time.perf_counter()
-    engine = DreamEngine(model=args.model, weights=args.weights)
-    build_seconds = time.perf_counter() - started
-    preset = load_preset(args.preset).replace(model=args.model, max_loss=1e6)
-    rng = np.random.default_rng(0)
-    print(
-        json.dumps(
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _meminfo_kib(key: str) -> int:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _package_version(*names: str) -> str | None:
+    for name in names:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return None
+
+
+def memory_fields(isolated: bool) -> Record:
+    """Peak memory of this process; `isolated` says whether that peak is one case's alone."""
+    fields: Record = {
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "vm_hwm_mib": round(_status_kib("VmHWM") / 1024, 1),
+        "rss_isolated": isolated,
+    }
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        fields["gpu_peak_mib"] = round(info["peak"] / 2**20, 1)
+    return fields
+
+
+def _status_kib(key: str) -> int:
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# --- Measurements, run inside one process -------------------------------------------------------
+
+
+def run_matmul_peak(case: Case) -> list[Record]:
+    """The device's practical roof: the best of a few timed rounds of one big matmul per dtype."""
+    import tensorflow as tf
+
+    device = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("CPU")
+    records = []
+    for dtype in ("float32", "bfloat16", "float16"):
+        record = {**case.label(), "dtype": dtype, "n": case.matmul_n, "device": device[0].name}
+        try:
+            record["gflops"] = _sig(matmul_gflops(tf.dtypes.as_dtype(dtype), case.matmul_n))
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+            record["skipped"] = f"{type(error).__name__}: {str(error)[:120]}"
+        records.append(record)
+    return records
+
+
+def matmul_gflops(dtype: Any, n: int, rounds: int = 3, round_s: float = 0.5) -> float:
+    """GFLOP/s of an n x n matmul: best round, each ~round_s, synced once at its end."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_normal([n, n], seed=[0, 1]), dtype)
+    b = tf.cast(tf.random.stateless_normal([n, n], seed=[0, 2]), dtype)
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    product(a, b).numpy()  # trace and warm up
+    one_s, _ = timed(lambda: product(a, b).numpy())
+    repeats = max(2, int(round_s / max(one_s, 1e-6)))
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            last = product(a, b)
+        last.numpy()
+        best = min(best, (time.perf_counter() - started) / repeats)
+    return 2 * n**3 / best / 1e9
+
+
+def run_flops(case: Case) -> list[Record]:
+    """FLOPs of one gradient step per size, counted on the reference's step graph.
+
+    Both implementations do the same maths per step (the engine adds a roll and,
+    when tiled, a little border work), so one count serves both.
+    """
+    from benchmarks.reference import ReferenceDreamer
+
+    params = bench_params(case)
+    dreamer = ReferenceDreamer(case.model, case.weights)
+    dreamer.set_layers(params.layers)
+    return [
+        {**case.label(), "size": size, "gflop_per_step": _sig(step_flops(dreamer, size) / 1e9)}
+        for size in case.sizes
+    ]
+
+
+def step_flops(dreamer: Any, size: str) -> int:
+    """FLOPs of the reference's step at `size`, from the graph pruned to what the step returns.
+
+    `tape.gradient` builds the filter gradients too; nothing uses them, so
+    Grappler drops them at run time, and they must not be counted either.
+    """
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    width, height = parse_size(size)
+    concrete = dreamer.gradient_ascent_step.get_concrete_function(
+        tf.TensorSpec([1, height, width, 3], tf.float32), 0.01
+    )
+    outputs = [tensor.op.name for tensor in concrete.outputs]
+    pruned = tf.compat.v1.graph_util.extract_sub_graph(
+        concrete.graph.as_graph_def(add_shapes=True), outputs
+    )
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(pruned, name="")
+    builder = option_builder.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    with _stdout_to_stderr():  # the profiler prints notes; stdout is for JSON lines only
+        return model_analyzer.profile(graph, options=options).total_float_ops
+
+
+def run_steady(case: Case) -> list[Record]:
+    """Seconds per step of one octave, after a one-step warm-up at that size (traces, caches)."""
+    build_s, dreamer = timed(make_dreamer, case)
+    params = bench_params(case).replace(octaves=1)
+    records = []
+    for size in case.sizes:
+        image = noise_image(size)
+        traces_before = dreamer.trace_count
+        warmup_s, _ = timed(dreamer.dream, image, params.replace(iterations=1))
+        steps_before = dreamer.steps_taken
+        seconds, _ = timed(dreamer.dream, image, params.replace(iterations=case.steps))
+        steps = dreamer.steps_taken - steps_before
+        records.append(
             {
-                "case": "setup",
-                "model": args.model,
-                "build_s": round(build_seconds, 2),
-                "machine": platform.machine(),
-                "cpus": os.cpu_count(),
+                **case.label(),
+                "size": size,
+                "s_per_step": _sig(seconds / steps),
+                "steps": steps,
+                "warmup_s": _sig(warmup_s),
+                "build_s": _sig(build_s),
+                "new_traces": dreamer.trace_count - traces_before,  # this size's
+                "traces": dreamer.trace_count,
+                **dreamer_options(dreamer),
             }
         )
-    )
-    for width, height in parse_sizes(args.sizes):
-        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
-        single = preset.replace(octaves=1, iterations=1)
-        traces_before = engine.trace_count
-        engine.dream(image, single)  # warm-up: first use of this size
-        steady = preset.replace(octaves=1, iterations=args.steps)
+    return records
+
+
+def run_stream(case: Case) -> list[Record]:
+    """A bot's view: a fresh instance dreams images of different sizes; tracing counts."""
+    build_s, dreamer = timed(make_dreamer, case)
+    params = bench_params(case).replace(iterations=case.steps)
+    seconds = [timed(dreamer.dream, noise_image(size), params)[0] for size in case.sizes]
+    return [
+        {
+            **case.label(),
+            "sizes": list(case.sizes),
+            "octaves": params.octaves,
+            "iterations": params.iterations,
+            "s_per_dream": _sig(sum(seconds) / len(seconds)),
+            "first_dream_s": _sig(seconds[0]),
+            "total_s": _sig(sum(seconds)),
+            "build_s": _sig(build_s),
+            "traces": dreamer.trace_count,
+            **dreamer_options(dreamer),
+        }
+    ]
+
+
+RUNNERS: dict[str, Callable[[Case], list[Record]]] = {
+    "matmul_peak": run_matmul_peak,
+    "flops": run_flops,
+    "steady": run_steady,
+    "precision": run_steady,
+    "tiling": run_steady,
+    "huge": run_steady,
+    "stream": run_stream,
+}
+
+
+def run_here(case: Case, isolated: bool) -> list[Record]:
+    """Run `case` in this process; a refused engine option becomes a "skipped" record."""
+    try:
+        records = RUNNERS[case.case](case)
+    except Skipped as why:
+        return [
+            {**case.label(), "sizes": list(case.sizes), **case.engine_options, "skipped": str(why)}
+        ]
+    memory = memory_fields(isolated)
+    return [{**record, **memory} for record in records]
+
+
+# --- The two implementations behind one face ----------------------------------------------------
+
+
+def make_dreamer(case: Case) -> Any:
+    """The engine with `case.engine_options`, or the reference (untiled, float32 by design)."""
+    if case.impl == "reference":
+        from benchmarks.reference import ReferenceDreamer
+
+        return ReferenceDreamer(case.model, case.weights, seed=0)
+    from dream_engine import DreamEngine, ParamError
+
+    try:
+        engine = DreamEngine(model=case.model, weights=case.weights, seed=0, **case.engine_options)
+    except TypeError as error:
+        raise Skipped(f"DreamEngine does not accept {case.engine_options} yet: {error}") from None
+    except ParamError as error:
+        raise Skipped(f"DreamEngine refused {case.engine_options}: {error}") from None
+    return _CountingEngine(engine)
+
+
+class _CountingEngine:
+    """The engine, counting the steps it really ran (a `max_loss` stop would skew s/step)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.steps_taken = 0
+
+    @property
+    def trace_count(self) -> int:
+        return self.engine.trace_count
+
+    def dream(self, image: Any, params: Any) -> Any:
+        result = self.engine.dream(image, params)
+        self.steps_taken += sum(len(history) for history in result.losses)
+        return result
+
+
+def dreamer_options(dreamer: Any) -> Record:
+    """The engine's precision and tiling as it actually ran (defaults included)."""
+    engine = getattr(dreamer, "engine", None)
+    if engine is None:
+        return {"precision": "float32", "tile_size": None}
+    return {
+        "precision": _plain(getattr(engine, "precision", "float32")),
+        "tile_size": _plain(getattr(engine, "tile_size", None)),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: an engine setting that is some sentinel object is reported by name."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def bench_params(case: Case) -> Any:
+    """The preset, with `max_loss` out of reach so both implementations run every step."""
+    from dream_engine import load_preset
+
+    return load_preset(case.preset).replace(model=case.model, max_loss=1e6)
+
+
+def noise_image(size: str) -> Any:
+    """The same noise for every implementation (FLOPs don't depend on content)."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = parse_size(size)
+    rng = np.random.default_rng(width * 100_003 + height)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    width, height = size.lower().split("x")
+    return int(width), int(height)
+
+
+def timed(function: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - started, result
+
+
+def _sig(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr for a while: C++ code prints past `sys.stdout`."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# --- Child processes ----------------------------------------------------------------------------
+
+
+def run_child(case: Case) -> list[Record]:
+    """Run `case` in a fresh Python, so its peak RSS and its traces are its own.
+
+    A child that dies (memory cap, OOM killer, timeout) yields one record saying
+    how, with the peak RSS the kernel saw; that is a result, not an error.
+    """
+    command = [sys.executable, "-m", "benchmarks.engine", "--child", case.to_json()]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        engine.dream(image, steady)
-        per_step = (time.perf_counter() - started) / args.steps
-        dream = engine.dream(image, preset.replace(iterations=args.iterations))
-        print(
-            json.dumps(
-                {
-                    "case": f"{width}x{height}",
-                    "s_per_step": round(per_step, 4),
-                    "s_per_dream": round(dream.seconds, 2),
-                    "octaves": len(dream.octaves),
-                    "iterations": args.iterations,
-                    "new_traces": engine.trace_count - traces_before,
-                    "total_traces": engine.trace_count,
-                }
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
+        timeout = case.timeout_s or CHILD_TIMEOUT_S
+        status, usage, timed_out = _wait(process, timeout)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if status == 0 and not timed_out:
+        return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [
+        {
+            **case.label(),
+            "sizes": list(case.sizes),
+            **case.engine_options,
+            "failed": _failure(status, timed_out, timeout, stderr),
+            "after_s": _sig(seconds),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "mem_cap_gib": case.mem_cap_gib,
+        }
+    ]
+
+
+def _wait(process: subprocess.Popen, timeout: float) -> tuple[int, Any, bool]:
+    """Wait for the child with `os.wait4`, which also gives its own peak RSS."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage, False
+        if time.monotonic() > deadline:
+            process.kill()
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage, True
+        time.sleep(0.2)
+
+
+MEMORY_SIGNS = ("OOM", "bad_alloc", "MemoryError", "could not create a primitive", "allocat")
+
+
+def _failure(status: int, timed_out: bool, timeout: float, stderr: str) -> str:
+    """How a child failed, in one line: timeout, a signal, or its exception and memory sign.
+
+    Under an address-space cap TensorFlow fails in several shapes (MemoryError,
+    ResourceExhaustedError "OOM when allocating", oneDNN's AbortedError "could
+    not create a primitive", std::bad_alloc): the line naming it is kept.
+    """
+    if timed_out:
+        return f"timeout after {timeout:g} s"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    exception = next((line for line in reversed(lines) if EXCEPTION_LINE.match(line)), "")
+    memory = next((line for line in reversed(lines) if any(s in line for s in MEMORY_SIGNS)), "")
+    parts = [EXCEPTION_LINE.sub(r"\1:", exception), memory if memory != exception else ""]
+    why = " | ".join(part[:200] for part in parts if part) or "no error message"
+    if status < 0:
+        name = signal.Signals(-status).name
+        hint = " (the OOM killer?)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}; {why}"
+    return f"exit {status}: {why}"
+
+
+def child_main(spec: str) -> None:
+    """`--child SPEC`: cap memory before TensorFlow loads, run one case, print its records."""
+    case = Case.from_json(spec)
+    if case.mem_cap_gib:
+        cap = int(case.mem_cap_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    for record in run_here(case, isolated=True):
+        print(json.dumps(record), flush=True)
+
+
+# --- The plan and the report --------------------------------------------------------------------
+
+
+def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[Case]:
+    """Every case to run, in print order; each steady size alone when isolating."""
+    common = {"model": args.model, "weights": args.weights, "preset": args.preset}
+    steady_sizes = [(size,) for size in plan.sizes] if plan.isolate else [plan.sizes]
+    cases: list[Case] = []
+    if "matmul_peak" in wanted:
+        cases.append(Case("matmul_peak", "host", matmul_n=plan.matmul_n, **common))
+    if "flops" in wanted:
+        sizes = plan.sizes + ((plan.huge_size,) if plan.huge_size and "huge" in wanted else ())
+        cases.append(Case("flops", "reference", sizes=sizes, **common))
+    if "steady" in wanted:
+        cases += [
+            Case("steady", impl, sizes=sizes, steps=plan.steps, **common)
+            for sizes in steady_sizes
+            for impl in IMPLS
+        ]
+    if "stream" in wanted:
+        cases += [
+            Case("stream", impl, sizes=plan.stream, steps=plan.stream_iterations, **common)
+            for impl in IMPLS
+        ]
+    if "precision" in wanted:
+        cases += [
+            Case(
+                "precision",
+                "engine",
+                sizes=(plan.precision_size,),
+                steps=plan.steps,
+                engine_options={"precision": precision},
+                **common,
+            )
+            for precision in plan.precisions
+        ]
+    if "tiling" in wanted:
+        cases.append(
+            Case(
+                "tiling",
+                "engine",
+                sizes=plan.sizes[-1:],
+                steps=plan.steps,
+                engine_options={"tile_size": None},
+                **common,
             )
         )
+    if "huge" in wanted and plan.huge_size:
+        cap = huge_memory_cap_gib()
+        huge = {"sizes": (plan.huge_size,), "steps": plan.huge_steps, "mem_cap_gib": cap}
+        cases += [
+            Case("huge", "engine", engine_options={"tile_size": plan.huge_tile}, **huge, **common),
+            Case("huge", "reference", timeout_s=300, **huge, **common),
+        ]
+    return cases
+
+
+def huge_memory_cap_gib() -> float:
+    """20 GiB, or less on a smaller box: the cap must fail the child, not the machine."""
+    available = _meminfo_kib("MemAvailable") / 2**20
+    return round(min(20.0, 0.7 * available), 1) if available else 20.0
+
+
+class Report:
+    """Prints records as they come and adds what needs earlier records: GFLOP/s and ratios."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.gflop: dict[str, float] = {}  # size -> GFLOP per step
+        self.peak: dict[str, float] = {}  # dtype -> matmul GFLOP/s
+        self.timed: dict[tuple[str, str, str], Record] = {}  # (case, impl, size) -> record
+
+    def emit(self, record: Record) -> None:
+        if record["case"] == "flops":
+            self.gflop[record["size"]] = record["gflop_per_step"]
+        if record["case"] == "matmul_peak" and "gflops" in record:
+            self.peak[record["dtype"]] = record["gflops"]
+        if "s_per_step" in record:
+            self._add_throughput(record)
+        print(json.dumps(record), flush=True)
+        if record["case"] in ("steady", "huge", "stream"):
+            size = record.get("size") or ",".join(record.get("sizes", []))
+            self.timed[(record["case"], record["impl"], size)] = record
+            self._maybe_speedup(record["case"], size)
+
+    def _add_throughput(self, record: Record) -> None:
+        gflop = self.gflop.get(record["size"])
+        if gflop is None:
+            return
+        record["gflop_per_step"] = gflop
+        record["gflops"] = _sig(gflop / record["s_per_step"])
+        dtype = PRECISION_PEAK_DTYPE.get(record.get("precision", "float32"), "float32")
+        if dtype in self.peak:
+            record["peak_dtype"] = dtype
+            record["fraction_of_peak"] = _sig(record["gflops"] / self.peak[dtype], 3)
+
+    def _maybe_speedup(self, case: str, size: str) -> None:
+        engine, reference = (self.timed.get((case, impl, size)) for impl in IMPLS)
+        if engine is None or reference is None or "speedup" not in self.wanted:
+            return
+        key = "s_per_dream" if case == "stream" else "s_per_step"
+        record: Record = {"case": "speedup", "impl": "engine_vs_reference", "of": case}
+        record["size" if case != "stream" else "sizes"] = size
+        if key in engine and key in reference:
+            record["ratio"] = _sig(reference[key] / engine[key], 3)
+        else:
+            record["ratio"] = None
+            record["note"] = "one side did not finish: see its record"
+        record["traces"] = {"engine": engine.get("traces"), "reference": reference.get("traces")}
+        print(json.dumps(record), flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes in one process (CI)")
+    parser.add_argument("--model", default="inceptionv3")
+    parser.add_argument("--weights", default="random", help="imagenet|random|PATH")
+    parser.add_argument("--preset", default="balanced", help="layers and octaves to dream with")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}"
+    )
+    parser.add_argument("--child", metavar="SPEC", help="internal: run one case (JSON) and exit")
+    args = parser.parse_args(argv)
+    unknown = set(args.cases.split(",")) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; choose from {CASES}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    if args.child:
+        child_main(args.child)
+        return
+    plan = QUICK if args.quick else FULL
+    wanted = set(args.cases.split(","))
+    report = Report(wanted)
+    if "machine" in wanted:
+        report.emit({**machine_info(), "mode": "quick" if args.quick else "full"})
+    for case in build_cases(plan, args, wanted):
+        records = run_child(case) if plan.isolate else run_here(case, isolated=False)
+        for record in records:
+            report.emit(record)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@ from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams
 from dream_engine.results import DreamResult, Progress
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
-TILE_MARGIN_DIVISOR = 4  # each tile is seen with tile_size // 4 of context around it
+TILE_MARGIN_DIVISOR = 8  # each tile is seen with tile_size // 8 of context around it,
+MIN_TILE_MARGIN = 96  # at least the border trim at the deepest stride and a model's minimum
+# Tiles start on multiples of the deepest stride, so each tile's activation grid is the
+# whole image's grid: tiled and untiled see the same features.
+TILE_ALIGN = 32
 # float16 gradients of small activations underflow; the gradient is normalised
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
@@ -247,7 +251,9 @@ class _GradientAscent:
         self._input_from_unit = input_from_unit
         self._on_trace = on_trace
         self._tile_size = tile_size
-        self._margin = (tile_size or 0) // TILE_MARGIN_DIVISOR
+        self._margin = _round_up(
+            max((tile_size or 0) // TILE_MARGIN_DIVISOR, MIN_TILE_MARGIN), TILE_ALIGN
+        )
         self._loss_scale = loss_scale
         self._run = tf.function(
             self._loop,
@@ -283,10 +289,11 @@ class _GradientAscent:
     def _gradients(self, img: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Gradient of the whole image and its loss, computed tile by tile.
 
-        Peak memory then depends on the tile, not the image. Tiles are near-equal
-        (never a sliver at the edge) and cover every pixel; each tile's share is
-        weighted by its area, so the loss is the image-wide mean whatever the
-        tile count, and one tile is exactly the untiled computation.
+        Peak memory then depends on the tile, not the image. Tiles cover every
+        pixel and start on the deepest stride's grid; each is seen with a margin of
+        context (whose gradient is dropped), so its features are the whole image's.
+        Each tile's loss is weighted by its area, so the loss is the image-wide mean
+        whatever the tile count, and one tile is exactly the untiled computation.
         """
         height, width = tf.shape(img)[0], tf.shape(img)[1]
         (tile_h, rows), (tile_w, cols) = self._tiling(height), self._tiling(width)
@@ -322,11 +329,12 @@ class _GradientAscent:
         return grads, weighted_loss / tf.cast(height * width, tf.float32)
 
     def _tiling(self, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(tile length, tile count) along one axis: near-equal tiles covering `size`."""
+        """(tile length, tile count) along one axis: aligned tiles covering `size`."""
         if self._tile_size is None:
             return size, tf.constant(1)
         count = (size + self._tile_size - 1) // self._tile_size
-        return (size + count - 1) // count, count
+        length = _round_up((size + count - 1) // count, TILE_ALIGN)
+        return length, (size + length - 1) // length
 
     def _loop(
         self,
@@ -373,6 +381,10 @@ class _GradientAscent:
             ),
         )
         return img, losses.stack(), stopped
+
+
+def _round_up(value, multiple):  # works on ints and int tensors alike
+    return (value + multiple - 1) // multiple * multiple
 
 
 def _trim_border(activation: tf.Tensor) -> tf.Tensor:

@@ -30,7 +30,7 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "seed"})
 # Engine options (not part of a dream's look), here so the bot can check them without TensorFlow.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DEFAULT_TILE_SIZE = 512  # larger images get their gradient tile by tile
+DEFAULT_TILE_SIZE = 1024  # larger images get their gradient tile by tile
 MAX_LAYER_WEIGHT = 1000.0
 
 

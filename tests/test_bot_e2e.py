@@ -134,6 +134,8 @@ async def test_bad_uploads_get_a_private_reason_and_queue_nothing(
     texts = [inter.callback.data.get("content", "")] + [m.content for m in inter.followups]
     assert any(words.lower() in text.lower() for text in texts if text), texts
     assert len(bot.queue) == 0 and not bot.queue.running()
+    if size is not None or content_type == "text/html":  # refused from its metadata alone
+        assert fake.cdn_file(image).downloads == 0
 
 
 async def test_member_limit_refuses_at_once(world, cat_photo):

@@ -363,6 +363,7 @@ def png_header_claiming(width: int, height: int) -> bytes:
     [
         ("truncated", "damaged"),
         ("giant", "pixels"),
+        ("real-12000x12000", "pixels"),
         ("http-500", "500"),
     ],
 )
@@ -374,6 +375,10 @@ async def test_uploads_that_fail_after_the_defer_explain_privately(world, cat_ph
         image = fake.add_attachment("cut.png", whole[: len(whole) // 2], "image/png")
     elif kind == "giant":
         image = fake.add_attachment("giant.png", png_header_claiming(60000, 60000), "image/png")
+    elif kind == "real-12000x12000":  # a real file (bilevel, so small), refused from its header
+        buffer = io.BytesIO()
+        Image.new("1", (12000, 12000), 1).save(buffer, "PNG")
+        image = fake.add_attachment("huge.png", buffer.getvalue(), "image/png")
     else:
         image = fake.add_attachment("cat.png", whole, "image/png", status=500)
     inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})

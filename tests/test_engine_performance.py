@@ -24,7 +24,7 @@ def test_tiles_cover_every_pixel_up_to_the_last_row_and_column(tiled_dogs, dogs_
     layers, weights = ("block_6_project_BN",), tf.constant([1.0])
     img = tf.random.stateless_uniform([250, 230, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
     tiled = tiled_dogs._stepper(layers, tiled_dogs.tile_size)
-    assert int(tiled._tiling(tf.constant(250))[1]) == 3  # 3 tiles of 84 px, no 58-px sliver
+    assert [int(v) for v in tiled._tiling(tf.constant(250))] == [96, 3]  # on the 32-px grid
     grads, loss = tiled._gradients(img, weights)
     whole_grads, whole_loss = dogs_engine._stepper(layers, None)._gradients(
         img, weights
@@ -33,7 +33,7 @@ def test_tiles_cover_every_pixel_up_to_the_last_row_and_column(tiled_dogs, dogs_
     reached_whole = np.abs(whole_grads.numpy()).sum(axis=2) > 0
     assert reached[reached_whole].all()  # every pixel the whole-image gradient moves
     assert reached[168:, 154:].mean() > 0.8  # the last tile, bottom right
-    assert float(loss) == pytest.approx(float(whole_loss), rel=0.01)  # normalised by area
+    assert float(loss) == pytest.approx(float(whole_loss), rel=0.002)  # normalised by area
 
 
 def low_res(image: Image.Image) -> np.ndarray:
