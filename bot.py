@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import discord
 from discord.ext import commands
 
-from dream_engine.executor import Executor, LocalExecutor
+from dream_engine.executor import EngineConfig, Executor, LocalExecutor
 from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.jobs import GuildLimits, JobQueue
@@ -184,18 +184,18 @@ class DreamBot(commands.Bot):
 
 def build_executor(settings: Settings) -> Executor:
     """The executor `DREAM_EXECUTOR` names; the cogs never know which one runs."""
-    options = dict(
+    config = EngineConfig(
+        model=settings.model,
+        weights=settings.weights,
         precision=settings.precision,
         tile_size=settings.tile_size,
         warm_up=load_preset(default_preset_for(settings.model)),
     )
     if settings.executor == "thread":
-        return LocalExecutor(settings.model, settings.weights, **options)
+        return LocalExecutor(config)
     from dream_engine.worker_process import ProcessExecutor
 
-    return ProcessExecutor(
-        settings.model, settings.weights, job_timeout=settings.job_timeout, **options
-    )
+    return ProcessExecutor(config, job_timeout=settings.job_timeout)
 
 
 def create_bot(settings: Settings, executor: Executor | None = None) -> DreamBot:

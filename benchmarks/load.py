@@ -52,7 +52,7 @@ from typing import Any
 from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
-from dream_engine.executor import Executor, LocalExecutor
+from dream_engine.executor import EngineConfig, Executor, LocalExecutor
 from dream_engine.jobs import GuildQueueFull, Job, QueueFull, UserLimitReached
 from dream_engine.presets import load_preset
 from tests.fakediscord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
@@ -128,7 +128,7 @@ def bot_settings(plan: LoadPlan, db_path: Path) -> Settings:
 
 def start_executor() -> LocalExecutor:
     """The real executor, warmed with the preset's graph so no trace lands in the burst."""
-    return LocalExecutor("inceptionv3", "random", warm_up=load_preset(PRESET))
+    return LocalExecutor(EngineConfig("inceptionv3", "random", warm_up=load_preset(PRESET)))
 
 
 # --- what each user saw ----------------------------------------------------------------

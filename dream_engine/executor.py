@@ -58,27 +58,44 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to build the engine; every executor takes one (and can ship it to a worker)."""
+
+    model: str
+    weights: str = "imagenet"
+    seed: int = 0
+    precision: str = "float32"
+    tile_size: int | None = DEFAULT_TILE_SIZE
+    warm_up: DreamParams | None = None  # traced at start-up, before any user waits
+
+    def build(self) -> DreamEngine:
+        """The engine, warmed up. Checks the weights before TensorFlow loads."""
+        from dream_engine.models import weights_source
+
+        weights_source(self.model, self.weights)
+        from dream_engine.engine import DreamEngine
+
+        engine = DreamEngine(
+            model=self.model,
+            weights=self.weights,
+            seed=self.seed,
+            precision=self.precision,
+            tile_size=self.tile_size,
+        )
+        if self.warm_up is not None:
+            engine.warm_up(self.warm_up)
+        return engine
+
+
 class LocalExecutor:
     """One engine on one worker thread of this process."""
 
     capacity = 1
 
-    def __init__(
-        self,
-        model: str,
-        weights: str,
-        seed: int = 0,
-        *,
-        precision: str = "float32",
-        tile_size: int | None = DEFAULT_TILE_SIZE,
-        warm_up: DreamParams | None = None,
-    ) -> None:
-        self.model_name = model
-        self._weights = weights
-        self._seed = seed
-        self._precision = precision
-        self._tile_size = tile_size
-        self._warm_up = warm_up
+    def __init__(self, config: EngineConfig) -> None:
+        self.model_name = config.model
+        self._config = config
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-engine")
         self._engine: DreamEngine | None = None
 
@@ -87,17 +104,7 @@ class LocalExecutor:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._build)
 
     def _build(self) -> None:
-        from dream_engine.engine import DreamEngine
-
-        self._engine = DreamEngine(
-            model=self.model_name,
-            weights=self._weights,
-            seed=self._seed,
-            precision=self._precision,
-            tile_size=self._tile_size,
-        )
-        if self._warm_up is not None:
-            self._engine.warm_up(self._warm_up)
+        self._engine = self._config.build()
 
     async def submit(
         self,

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ModelUnavailableError, UserError
-from dream_engine.executor import DreamFailed, DreamRequest
-from dream_engine.params import DEFAULT_TILE_SIZE, DreamParams
+from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig
+from dream_engine.params import DreamParams
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -68,18 +68,6 @@ class DreamTimedOut(DreamFailed):
 
 
 # -- messages over the pipe: plain data, so either side can change its classes freely ----------
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """What the worker needs to build its engine (pickled to the child at spawn)."""
-
-    model: str
-    weights: str
-    seed: int
-    precision: str
-    tile_size: int | None
-    warm_up: dict[str, Any] | None  # DreamParams.to_dict()
 
 
 @dataclass(frozen=True)
@@ -139,7 +127,7 @@ class _PipeClosed:
 # -- the worker process ------------------------------------------------------------------------
 
 
-def worker_main(conn: Connection, cancel: ProcessEvent, config: WorkerConfig) -> None:
+def worker_main(conn: Connection, cancel: ProcessEvent, config: EngineConfig) -> None:
     """The worker process: build the engine once, then dream each job the parent sends.
 
     Returns (exiting the process) on a `None` job, or when the parent is gone.
@@ -150,7 +138,7 @@ def worker_main(conn: Connection, cancel: ProcessEvent, config: WorkerConfig) ->
         level=logging.INFO, format="%(asctime)s dream-worker[%(process)d] %(levelname)s %(message)s"
     )
     try:
-        engine = _build_engine(config)
+        engine = config.build()
     except Exception as error:
         message = (
             str(error)
@@ -163,25 +151,6 @@ def worker_main(conn: Connection, cancel: ProcessEvent, config: WorkerConfig) ->
         conn.send(_Ready())
         while (job := conn.recv()) is not None:
             conn.send(run_job(engine, job, cancel.is_set, conn.send))
-
-
-def _build_engine(config: WorkerConfig) -> DreamEngine:
-    from dream_engine.models import weights_source
-
-    # A missing weights file or unknown model fails here, before TensorFlow loads.
-    weights_source(config.model, config.weights)
-    from dream_engine.engine import DreamEngine
-
-    engine = DreamEngine(
-        model=config.model,
-        weights=config.weights,
-        seed=config.seed,
-        precision=config.precision,
-        tile_size=config.tile_size,
-    )
-    if config.warm_up is not None:
-        engine.warm_up(DreamParams(**config.warm_up))
-    return engine
 
 
 def run_job(
@@ -378,26 +347,14 @@ class ProcessExecutor:
 
     def __init__(
         self,
-        model: str,
-        weights: str,
-        seed: int = 0,
+        config: EngineConfig,
         *,
-        precision: str = "float32",
-        tile_size: int | None = DEFAULT_TILE_SIZE,
-        warm_up: DreamParams | None = None,
         job_timeout: float | None = None,
     ) -> None:
-        self.model_name = model
+        self.model_name = config.model
         self.job_timeout = job_timeout  # seconds per attempt; None: no limit
         self.restarts = 0  # workers started to replace one that died or was killed
-        self._config = WorkerConfig(
-            model,
-            weights,
-            seed,
-            precision,
-            tile_size,
-            None if warm_up is None else warm_up.to_dict(),
-        )
+        self._config = config
         self._context = multiprocessing.get_context("spawn")
         self._cancel = self._context.Event()  # shared with every worker this executor starts
         self._worker: _Worker | None = None
@@ -698,7 +655,6 @@ __all__ = [
     "DreamTimedOut",
     "OomRetry",
     "ProcessExecutor",
-    "WorkerConfig",
     "WorkerCrashed",
     "plan_oom_retry",
     "run_job",

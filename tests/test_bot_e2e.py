@@ -18,7 +18,7 @@ import pytest_asyncio
 from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
-from dream_engine.executor import LocalExecutor
+from dream_engine.executor import EngineConfig, LocalExecutor
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -27,7 +27,7 @@ DREAM = 60.0  # generous wait for a dream on a busy 2-core CI machine
 
 @pytest.fixture(scope="session")
 def executor() -> LocalExecutor:
-    shared = LocalExecutor("inceptionv3", "random")
+    shared = LocalExecutor(EngineConfig("inceptionv3", "random"))
     asyncio.run(shared.start())
     return shared
 

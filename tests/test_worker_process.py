@@ -27,7 +27,7 @@ import pytest_asyncio
 from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
-from dream_engine.executor import DreamFailed, DreamRequest
+from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig
 from dream_engine.params import DreamParams
 from dream_engine.results import DreamResult, Progress
 from dream_engine.worker_process import (
@@ -68,7 +68,7 @@ def is_running(pid: int) -> bool:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def executor() -> AsyncIterator[ProcessExecutor]:
-    shared = ProcessExecutor("inceptionv3", "random", warm_up=FAST)
+    shared = ProcessExecutor(EngineConfig("inceptionv3", "random", warm_up=FAST))
     await asyncio.wait_for(shared.start(), WAIT)
     yield shared
     pid = shared.worker_pid
@@ -264,7 +264,7 @@ def test_the_executor_can_be_used_from_another_event_loop(executor):
 
 @module_loop
 async def test_a_worker_that_cannot_start_fails_start_quickly():
-    broken = ProcessExecutor("inceptionv3", "/nonexistent.h5")
+    broken = ProcessExecutor(EngineConfig("inceptionv3", "/nonexistent.h5"))
     began = time.perf_counter()
     try:
         with pytest.raises(ModelUnavailableError, match="Weights file not found"):
