@@ -18,6 +18,9 @@ Prints one JSON line per measurement, each with "case" and "impl" ("engine",
 - tiling       the engine untiled at the largest steady size (steady runs its default)
 - huge         4096x4096: the engine tiled; the reference untiled under a memory
                cap and a timeout (its failure is recorded, not raised)
+- sizes        the engine after warm-up over many distinct sizes (50 in the full run):
+               traces added (should be 0) and RSS after warm-up, 10 and all sizes
+               (the compiled-loop cache must not grow in a long-running bot)
 - speedup      reference time / engine time, for steady, stream and huge
 
 Each big case runs in a fresh child process (`--child SPEC`), so its peak RSS
@@ -60,6 +63,7 @@ CASES = (
     "precision",
     "tiling",
     "huge",
+    "sizes",
     "speedup",
 )
 IMPLS = ("engine", "reference")
@@ -87,6 +91,7 @@ class Plan:
     huge_steps: int
     huge_tile: int
     matmul_n: int
+    many_sizes: int  # distinct sizes in the "sizes" case
     isolate: bool  # each case in a fresh child process
 
 
@@ -101,6 +106,7 @@ FULL = Plan(
     huge_steps=1,  # ~1.5 min a step on 2 cores; the warm-up step comes on top
     huge_tile=DEFAULT_TILE_SIZE,  # the default the bot runs with
     matmul_n=2048,
+    many_sizes=50,
     isolate=True,
 )
 QUICK = Plan(
@@ -114,6 +120,7 @@ QUICK = Plan(
     huge_steps=0,
     huge_tile=0,
     matmul_n=512,
+    many_sizes=3,
     isolate=False,
 )
 
@@ -354,6 +361,29 @@ def run_stream(case: Case) -> list[Record]:
     ]
 
 
+def run_sizes(case: Case) -> list[Record]:
+    """A long-running bot's view: after warm-up, every new size adds no trace and no memory."""
+    dreamer = make_dreamer(case)
+    params = bench_params(case).replace(octaves=1, iterations=1)
+    # Warm up at the largest size, so later growth would be a leak, not a bigger image.
+    largest = max(case.sizes, key=lambda size: int(size.split("x")[0]) * int(size.split("x")[1]))
+    dreamer.dream(noise_image(largest), params)
+    traces, rss = dreamer.trace_count, {"after_warm_up": _status_kib("VmRSS") // 1024}
+    for index, size in enumerate(case.sizes, start=1):
+        dreamer.dream(noise_image(size), params)
+        if index in (10, len(case.sizes)):
+            rss[f"after_{index}_sizes"] = _status_kib("VmRSS") // 1024
+    return [
+        {
+            **case.label(),
+            "distinct_sizes": len(set(case.sizes)),
+            "new_traces": dreamer.trace_count - traces,
+            "rss_mib": rss,
+            **dreamer_options(dreamer),
+        }
+    ]
+
+
 RUNNERS: dict[str, Callable[[Case], list[Record]]] = {
     "matmul_peak": run_matmul_peak,
     "flops": run_flops,
@@ -362,6 +392,7 @@ RUNNERS: dict[str, Callable[[Case], list[Record]]] = {
     "tiling": run_steady,
     "huge": run_steady,
     "stream": run_stream,
+    "sizes": run_sizes,
 }
 
 
@@ -580,6 +611,11 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
             for sizes in steady_sizes
             for impl in IMPLS
         ]
+    if "sizes" in wanted:
+        # Distinct sizes in a scrambled order (37 is coprime with any count used here).
+        order = [(i * 37) % plan.many_sizes for i in range(plan.many_sizes)]
+        sizes = tuple(f"{100 + 7 * i}x{90 + 5 * i}" for i in order)
+        cases.append(Case("sizes", "engine", sizes=sizes, **common))
     if "stream" in wanted:
         cases += [
             Case("stream", impl, sizes=plan.stream, steps=plan.stream_iterations, **common)
