@@ -60,6 +60,7 @@ class Settings:
     download_timeout: float = 30.0
     executor: str = "process"  # process: the engine in a supervised worker; thread: in-process
     job_timeout: float | None = None  # seconds a dream may run before its worker is stopped
+    worker_recycle: int = 100  # jobs per worker process before a fresh one replaces it
     precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
     tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
 
@@ -122,6 +123,7 @@ class Settings:
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
             executor=executor,
             job_timeout=number("DREAM_JOB_TIMEOUT", 0, float) or None,
+            worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),
             precision=precision,
             tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
         )
@@ -195,7 +197,9 @@ def build_executor(settings: Settings) -> Executor:
         return LocalExecutor(config)
     from dream_engine.worker_process import ProcessExecutor
 
-    return ProcessExecutor(config, job_timeout=settings.job_timeout)
+    return ProcessExecutor(
+        config, job_timeout=settings.job_timeout, recycle_after=settings.worker_recycle
+    )
 
 
 def create_bot(settings: Settings, executor: Executor | None = None) -> DreamBot:

@@ -269,6 +269,7 @@ class _Worker:
         self.process = process
         self.conn = conn
         self.pid: int = process.pid or 0
+        self.jobs_done = 0
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._reader = threading.Thread(
             target=self._read, name=f"dream-worker-{self.pid}-reader", daemon=True
@@ -350,9 +351,13 @@ class ProcessExecutor:
         config: EngineConfig,
         *,
         job_timeout: float | None = None,
+        recycle_after: int | None = None,
     ) -> None:
         self.model_name = config.model
         self.job_timeout = job_timeout  # seconds per attempt; None: no limit
+        # A worker is replaced after this many jobs: the process grows a little with every
+        # new image size (see README, Benchmark), and a fresh one gives it all back.
+        self.recycle_after = recycle_after
         self.restarts = 0  # workers started to replace one that died or was killed
         self._config = config
         self._context = multiprocessing.get_context("spawn")
@@ -437,6 +442,9 @@ class ProcessExecutor:
                         "This dream crashed the dream engine twice, so it was not tried again. "
                         "Try a smaller image or fewer octaves."
                     ) from None
+                worker.jobs_done += 1
+                if self.recycle_after and worker.jobs_done >= self.recycle_after:
+                    self._replace(worker)  # idle now: its replacement starts in the background
                 if isinstance(outcome, _Failed):
                     _raise(outcome)
                 return await asyncio.to_thread(_decode_result, outcome, request.params)

@@ -27,7 +27,7 @@ def test_every_variable_is_read():
             "DREAM_MAX_QUEUE": "7", "DREAM_GUILD_QUEUE_SIZE": "3", "DREAM_USER_LIMIT": "1",
             "DREAM_MAX_UPLOAD_MB": "8", "DREAM_INTERACTION_LIFETIME": "60",
             "DREAM_PRECISION": "mixed_bfloat16", "DREAM_TILE_SIZE": "0",
-            "DREAM_EXECUTOR": "thread", "DREAM_JOB_TIMEOUT": "300",
+            "DREAM_EXECUTOR": "thread", "DREAM_JOB_TIMEOUT": "300", "DREAM_WORKER_RECYCLE": "7",
         }
     )  # fmt: skip
     assert (settings.model, settings.weights, settings.db_path) == ("dogs", "random", "/tmp/x.db")
@@ -36,6 +36,7 @@ def test_every_variable_is_read():
     assert settings.max_upload_bytes == 8 * 1024 * 1024 and settings.interaction_lifetime == 60
     assert settings.precision == "mixed_bfloat16" and settings.tile_size is None
     assert settings.executor == "thread" and settings.job_timeout == 300
+    assert settings.worker_recycle == 7
     assert Settings.from_env({"DISCORD_TOKEN": "abc"}).executor == "process"  # crash-isolated
 
 

@@ -112,6 +112,19 @@ async def test_a_dream_comes_back_whole_with_progress_in_order_on_the_loop(execu
 
 
 @module_loop
+async def test_a_worker_is_recycled_after_its_quota_of_jobs(executor):
+    before_pid, before_restarts = executor.worker_pid, executor.restarts
+    executor.recycle_after = 1
+    try:
+        await dream(executor, FAST.replace(octaves=1, iterations=1))
+    finally:
+        executor.recycle_after = None
+    assert executor.restarts == before_restarts + 1
+    result = await dream(executor, FAST.replace(octaves=1, iterations=1))  # on the new worker
+    assert executor.worker_pid != before_pid and result.image.size == (160, 120)
+
+
+@module_loop
 async def test_the_event_loop_stays_responsive_during_a_dream(executor):
     gaps: list[float] = []
     stop = asyncio.Event()
