@@ -458,8 +458,13 @@ class DreamCog(commands.Cog):
             try:
                 state = await self._run(job)
             except Exception:
-                log.exception("job %s crashed the worker loop", job.id)
+                log.exception("job %s failed in the bot", job.id)
                 state = JobState.FAILED
+                with contextlib.suppress(Exception):  # tell them, never lose the worker loop
+                    await self._say(
+                        job.payload,
+                        "⚠️ Something went wrong while posting this dream. Please try again.",
+                    )
             self.bot.queue.finish(job.id, state)
 
     async def _run(self, job: Job) -> JobState:
