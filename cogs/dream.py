@@ -35,9 +35,9 @@ from cogs.common import (
 from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
 from dream_engine.executor import DreamFailed, DreamRequest
 from dream_engine.images import check_upload, decode_image, encode_to_fit
-from dream_engine.jobs import CancelOutcome, Job, JobState, QueueClosed
+from dream_engine.jobs import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
 from dream_engine.params import DreamParams, parse_layers
-from dream_engine.presets import DEFAULT_PRESET, get_preset
+from dream_engine.presets import DEFAULT_PRESET, Preset, get_preset
 from dream_engine.sources import ImageSource
 
 if TYPE_CHECKING:
@@ -77,6 +77,16 @@ class DreamJob:
 
     def token_alive(self) -> bool:
         return not self.token_dead and time.monotonic() < self.token_deadline
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """What `_precheck` let through: the job's preset, parameters and limits."""
+
+    preset: Preset
+    params: DreamParams
+    max_side: int
+    limits: GuildLimits
 
 
 class CancelButton(
@@ -290,8 +300,8 @@ class DreamCog(commands.Cog):
         source: ImageSource,
         preset_name: str | None,
         overrides: dict[str, Any],
-    ) -> tuple[str, DreamParams, int] | None:
-        """Refuse at once (ephemeral) what needs no download; else (preset, params, max_side)."""
+    ) -> _Accepted | None:
+        """Refuse at once (ephemeral) what needs no download; else what the job will run with."""
         try:
             settings = (
                 await self.bot.guild_settings.get(interaction.guild_id)
@@ -328,7 +338,7 @@ class DreamCog(commands.Cog):
             )
             return None
         max_side = settings.max_side if settings else self.bot.settings.max_side
-        return preset.name, params, max_side
+        return _Accepted(preset, params, max_side, limits)
 
     async def start(
         self,
@@ -342,27 +352,21 @@ class DreamCog(commands.Cog):
         checked = await self._precheck(interaction, source, preset_name, overrides)
         if checked is None:
             return
-        preset, params, max_side = checked
         await interaction.response.defer(thinking=True)
         try:
             if source.id is None:  # kept for "Dream again with…"; after the ack, not before
                 source = await self.bot.sources.save(source)
             image = await self._download(source)
-            settings = (
-                await self.bot.guild_settings.get(interaction.guild_id)
-                if interaction.guild_id
-                else None
-            )
-            limits = settings.limits() if settings else self.bot.settings.default_limits
+            params = checked.params
             dream_job = DreamJob(
-                interaction=interaction, image=image, params=params, preset=preset,
-                changed=params.differences(get_preset(preset).params), gallery=gallery,
-                source_id=source.id, max_side=max_side,
+                interaction=interaction, image=image, params=params, preset=checked.preset.name,
+                changed=params.differences(checked.preset.params), gallery=gallery,
+                source_id=source.id, max_side=checked.max_side,
                 token_deadline=time.monotonic() + self.bot.settings.interaction_lifetime,
             )  # fmt: skip
             job = self.bot.queue.submit(
                 guild_id=interaction.guild_id, user_id=interaction.user.id,
-                channel_id=interaction.channel_id or 0, payload=dream_job, limits=limits,
+                channel_id=interaction.channel_id or 0, payload=dream_job, limits=checked.limits,
             )  # fmt: skip
             dream_job.job_id = job.id
         except UserError as error:
