@@ -23,6 +23,7 @@ from discord.ext import commands
 from dream_engine.executor import EngineConfig, Executor, LocalExecutor
 from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
 from dream_engine.images import DEFAULT_MAX_PIXELS
+from dream_engine.job_store import JobStore
 from dream_engine.jobs import GuildLimits, JobQueue
 from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS
 from dream_engine.presets import default_preset_for, load_preset
@@ -60,6 +61,7 @@ class Settings:
     download_timeout: float = 30.0
     executor: str = "process"  # process: the engine in a supervised worker; thread: in-process
     job_timeout: float | None = None  # seconds a dream may run before its worker is stopped
+    shutdown_grace: float = 30.0  # seconds a running dream may finish at shutdown before pausing
     worker_recycle: int = 100  # jobs per worker process before a fresh one replaces it
     precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
     tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
@@ -123,6 +125,7 @@ class Settings:
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
             executor=executor,
             job_timeout=number("DREAM_JOB_TIMEOUT", 0, float) or None,
+            shutdown_grace=number("DREAM_SHUTDOWN_GRACE", cls.shutdown_grace, float),
             worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),
             precision=precision,
             tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
@@ -151,12 +154,14 @@ class DreamBot(commands.Bot):
         self.queue = JobQueue(settings.max_queue)
         self.guild_settings: GuildSettingsStore | None = None
         self.sources: ImageSourceStore | None = None
+        self.jobs: JobStore | None = None
 
     async def setup_hook(self) -> None:
         self.guild_settings = await GuildSettingsStore.open(
             self.settings.db_path, self.settings.guild_defaults
         )
         self.sources = await ImageSourceStore.open(self.settings.db_path)
+        self.jobs = await JobStore.open(self.settings.db_path)
         log.info("building the %s engine", self.settings.model)
         if self._owns_executor:
             await self.executor.start()  # compile before taking jobs
@@ -170,7 +175,7 @@ class DreamBot(commands.Bot):
             await self.tree.sync()
 
     async def close(self) -> None:
-        """Stop taking jobs, tell waiting users, then close the database and the engine."""
+        """Stop taking jobs, save the queue (the dream cog does), close the database and engine."""
         for extension in list(self.extensions):
             with contextlib.suppress(Exception):
                 await self.unload_extension(extension)  # cogs tell their users in cog_unload
@@ -178,7 +183,8 @@ class DreamBot(commands.Bot):
         if self._owns_executor:
             await self.executor.close()
         # discord.py may call close() again from connect(); close each store once.
-        stores, self.guild_settings, self.sources = (self.guild_settings, self.sources), None, None
+        stores = (self.guild_settings, self.sources, self.jobs)
+        self.guild_settings, self.sources, self.jobs = None, None, None
         for store in stores:
             if store is not None:
                 await store.close()
@@ -207,11 +213,21 @@ def create_bot(settings: Settings, executor: Executor | None = None) -> DreamBot
     return DreamBot(settings, executor)
 
 
-async def _run(settings: Settings) -> None:
-    bot = create_bot(settings)
+def close_on_signals(bot: DreamBot) -> None:
+    """SIGTERM (docker stop, systemd) and Ctrl-C close the bot the graceful way.
+
+    `bot.close()` stops taking jobs, lets the running dream finish within
+    `shutdown_grace` or pauses it, and leaves every unfinished job saved for
+    the next start.
+    """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+
+
+async def _run(settings: Settings) -> None:
+    bot = create_bot(settings)
+    close_on_signals(bot)
     async with bot:
         await bot.start(settings.token)
 

@@ -2,11 +2,16 @@
 
 Every path (slash command with a preset, dropdown pick, context menu) ends in
 `DreamCog.start`, which refuses what it can at once (ephemeral, nothing
-queued), then defers, downloads, decodes and queues. Workers take jobs in the
-queue's fair order and run them on the executor; the job's original response
-is edited along the way: place in line, progress bar, result. When the
-interaction token is dead (15 minutes), the result goes to the channel with a
-mention instead.
+queued), then defers, downloads, checks the image, queues, and saves the job
+(with its upload) before it says "queued": from then on a restart loses
+nothing. Workers take jobs in the queue's fair order and run them on the
+executor; the job's original response is edited along the way: place in line,
+progress bar, result. When the interaction token is dead (15 minutes), the
+result goes to the channel with a mention instead (`cogs/replies.py`).
+
+At start-up the jobs a previous run left are put back in line. At shutdown the
+waiting ones stay saved, and a running one gets `shutdown_grace` seconds to
+finish before it is paused and saved for the next start.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from cogs.common import (
     presets_for,
     progress_bar,
 )
+from cogs.replies import JobReply
 from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
 from dream_engine.executor import DreamFailed, DreamRequest
 from dream_engine.images import check_upload, decode_image, encode_to_fit
+from dream_engine.job_store import JobRecord
 from dream_engine.jobs import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
 from dream_engine.params import DreamParams, parse_layers
 from dream_engine.presets import DEFAULT_PRESET, Preset, get_preset
@@ -50,33 +57,41 @@ log = logging.getLogger(__name__)
 
 REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
 FILES_PER_MESSAGE = 10
-SHUTDOWN_GRACE = 10.0  # seconds running dreams get to say goodbye at shutdown
+GOODBYE_GRACE = 10.0  # seconds paused dreams get to say so at shutdown
+NOT_SAVED = "⚠️ I could not save this dream, so it was not queued. Please try again."
 
 
 @dataclass
 class DreamJob:
-    """What the bot keeps about a queued dream (the queue treats it as opaque)."""
+    """A job in line (the queue's opaque payload): its saved record and how to reach its member.
 
-    interaction: discord.Interaction
-    image: Image.Image
-    params: DreamParams
-    preset: str
-    changed: dict[str, Any]
-    gallery: bool
-    source_id: int
-    max_side: int
-    token_deadline: float  # monotonic time after which the interaction token is dead
-    accepted_at: float = field(default_factory=time.monotonic)
+    The upload is not kept here but in the job store, read back when the job
+    runs: a long queue of phone photos costs disk, not memory.
+    """
+
+    record: JobRecord
+    reply: JobReply
+    resumed: bool = False  # put back in line after a restart
     started_at: float | None = None
-    token_dead: bool = False
-    last_edit: float = 0.0
     shown_position: int | None = None
     edit_task: asyncio.Task[bool] | None = None  # the progress edit in flight, if any
     latest: Progress | None = None
-    job_id: str = ""
+    cancelled_by_user: bool = False  # a stop at shutdown pauses the job; a member's cancels it
+    # Resolved once the job is on disk (True) or could not be saved (False); a worker
+    # that takes the job sooner waits for it, so nothing runs that a restart would lose.
+    saved: asyncio.Future[bool] = field(default_factory=asyncio.Future)
 
-    def token_alive(self) -> bool:
-        return not self.token_dead and time.monotonic() < self.token_deadline
+    @property
+    def job_id(self) -> str:
+        return self.record.id
+
+    @property
+    def preset(self) -> str:
+        return self.record.preset
+
+    @property
+    def params(self) -> DreamParams:
+        return self.record.params
 
 
 @dataclass(frozen=True)
@@ -163,6 +178,7 @@ class DreamCog(commands.Cog):
         self._workers: list[asyncio.Task[None]] = []
         self._positions_changed = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
+        self._stopping = False
         self.context_menu = app_commands.ContextMenu(
             name="Dream this image", callback=self.dream_this
         )
@@ -171,28 +187,59 @@ class DreamCog(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton, PresetPicker)
         self.bot.queue.on_change = self._positions_changed.set
+        await self._resume()  # before any worker or interaction: old jobs keep their turn
         self._workers = [
             asyncio.create_task(self._worker(), name=f"dream-worker-{i}")
             for i in range(self.bot.executor.capacity)
         ]
         self._refresher = asyncio.create_task(self._refresh_positions(), name="dream-positions")
 
+    async def _resume(self) -> None:
+        """Put back in line, in accept order, every job a previous run left unfinished."""
+        resumed = await self.bot.jobs.resume()
+        for record, why in resumed.given_up:
+            log.warning("job %s given up: %s", record.id, why)
+            await self._say(DreamJob(record, JobReply(self.bot, record)), f"⚠️ Sorry: {why}.")
+        for record in resumed.jobs:
+            dream_job = DreamJob(record, JobReply(self.bot, record), resumed=True)
+            dream_job.saved.set_result(True)
+            self.bot.queue.restore(
+                job_id=record.id, guild_id=record.guild_id, user_id=record.user_id,
+                channel_id=record.channel_id, payload=dream_job,
+            )  # fmt: skip
+        if resumed.jobs or resumed.given_up:
+            log.info(
+                "resumed %d job(s) from the last run; gave up %d",
+                len(resumed.jobs), len(resumed.given_up),
+            )  # fmt: skip
+
     async def cog_unload(self) -> None:
+        """Shut down without losing a job: waiting ones stay saved, a running one may finish.
+
+        The queue closes first (no new jobs; idle workers leave). A running dream
+        gets `shutdown_grace` seconds to finish and be delivered; after that it is
+        stopped and saved as waiting, so the next start runs it again.
+        """
         self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
+        self._stopping = True
         for job in self.bot.queue.close():
             await self._say(
                 job.payload,
-                "The dream bot is shutting down; this dream was not started. "
-                "Please try again in a few minutes.",
+                "⏸️ The dream bot is restarting. Your dream keeps its place and will start "
+                "when the bot is back; there is nothing you need to do.",
             )
-        for job in self.bot.queue.running():
-            job.cancel_event.set()  # the engine stops at its next check
-        for task in [*self._workers, self._refresher]:
+        workers = [task for task in self._workers if not task.done()]
+        if workers:
+            _done, workers = await asyncio.wait(workers, timeout=self.bot.settings.shutdown_grace)
+        if workers:
+            for job in self.bot.queue.running():
+                job.cancel_event.set()  # the engine stops at its next check; the job is paused
+            _done, workers = await asyncio.wait(workers, timeout=GOODBYE_GRACE)
+        for task in [*workers, self._refresher]:
             if task is not None:
                 task.cancel()
-        # Let workers tell their users before the HTTP session closes.
-        if self._workers:
-            await asyncio.wait(self._workers, timeout=SHUTDOWN_GRACE)
+        if workers:  # a stuck executor: the cancelled workers still pause their jobs
+            await asyncio.wait(workers, timeout=GOODBYE_GRACE)
 
     async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         """Cancel for the caller (owner, or admin of the job's server) and say what happened.
@@ -206,8 +253,11 @@ class DreamCog(commands.Cog):
             by_user=interaction.user.id,
             admin_of_guild=interaction.guild_id if is_guild_admin(interaction) else None,
         )
+        if outcome is CancelOutcome.STOPPING and job is not None:
+            job.payload.cancelled_by_user = True
         await interaction.response.send_message(outcome.message, ephemeral=True)
         if outcome is CancelOutcome.CANCELLED and job is not None:
+            await self.bot.jobs.finish(job_id, JobState.CANCELLED, "cancelled while waiting")
             await self._say(job.payload, "Cancelled before it started. Nothing was posted.")
 
     # -- commands ------------------------------------------------------------------------
@@ -356,19 +406,13 @@ class DreamCog(commands.Cog):
         try:
             if source.id is None:  # kept for "Dream again with…"; after the ack, not before
                 source = await self.bot.sources.save(source)
-            image = await self._download(source)
-            params = checked.params
-            dream_job = DreamJob(
-                interaction=interaction, image=image, params=params, preset=checked.preset.name,
-                changed=params.differences(checked.preset.params), gallery=gallery,
-                source_id=source.id, max_side=checked.max_side,
-                token_deadline=time.monotonic() + self.bot.settings.interaction_lifetime,
-            )  # fmt: skip
+            data = await self._download(source)
+            # Refuse a bad image now, not when its turn comes; the bytes are what is kept.
+            await asyncio.to_thread(decode_image, data, max_pixels=self.bot.settings.max_pixels)
             job = self.bot.queue.submit(
                 guild_id=interaction.guild_id, user_id=interaction.user.id,
-                channel_id=interaction.channel_id or 0, payload=dream_job, limits=checked.limits,
+                channel_id=interaction.channel_id or 0, payload=None, limits=checked.limits,
             )  # fmt: skip
-            dream_job.job_id = job.id
         except UserError as error:
             # Nothing was queued: swap the public "thinking…" for a private explanation.
             with contextlib.suppress(discord.HTTPException):
@@ -377,11 +421,43 @@ class DreamCog(commands.Cog):
                 str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
+        # The payload needs the id `submit` chose; no await in between, so no worker sees None.
+        record = self._record(job, interaction, checked, source, gallery)
+        job.payload = DreamJob(record, JobReply(self.bot, record))
+        try:
+            await self.bot.jobs.add(record, data)
+        except Exception:
+            log.exception("could not save job %s", job.id)
+            job.payload.saved.set_result(False)
+            if self.bot.queue.cancel(job.id, by_user=job.user_id) is CancelOutcome.CANCELLED:
+                await self._say(job.payload, NOT_SAVED)
+            return  # else a worker holds it already, and says so
+        job.payload.saved.set_result(True)
         await self._show_position(job)
 
-    async def _download(self, source: ImageSource) -> Image.Image:
+    def _record(
+        self,
+        job: Job,
+        interaction: discord.Interaction,
+        checked: _Accepted,
+        source: ImageSource,
+        gallery: bool,
+    ) -> JobRecord:
+        """What is saved about an accepted job: enough to run and deliver it after a restart."""
+        upload_limit = min(interaction.filesize_limit or 10 * 1024 * 1024, REQUEST_BYTES)
+        return JobRecord(
+            id=job.id, guild_id=job.guild_id, channel_id=job.channel_id, user_id=job.user_id,
+            user_name=interaction.user.display_name, application_id=interaction.application_id,
+            token=interaction.token,
+            token_expires_at=time.time() + self.bot.settings.interaction_lifetime,
+            upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
+            changed=checked.params.differences(checked.preset.params), gallery=gallery,
+            source_id=source.id, max_side=checked.max_side,
+        )  # fmt: skip
+
+    async def _download(self, source: ImageSource) -> bytes:
         try:
-            data = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 self.bot.http.get_from_cdn(source.url), self.bot.settings.download_timeout
             )
         except TimeoutError:
@@ -392,7 +468,6 @@ class DreamCog(commands.Cog):
             raise ImageError(
                 f"Discord would not give me your image (HTTP {error.status}); attach it again."
             ) from None
-        return await asyncio.to_thread(decode_image, data, max_pixels=self.bot.settings.max_pixels)
 
     # -- showing a job ---------------------------------------------------------------------
 
@@ -403,9 +478,10 @@ class DreamCog(commands.Cog):
             return
         dream_job.shown_position = position
         waiting = f"{ordinal(position)} in line" if position > 1 else "next in line"
+        back = " (back after a restart)" if dream_job.resumed else ""
         await self._edit(
             dream_job,
-            content=f"🌙 Queued with **{dream_job.preset}**: {waiting}.",
+            content=f"🌙 Queued with **{dream_job.preset}**: {waiting}{back}.",
             view=self._cancel_view(dream_job),
         )
 
@@ -427,29 +503,16 @@ class DreamCog(commands.Cog):
 
     async def _edit(self, dream_job: DreamJob, **fields: Any) -> bool:
         """Edit the job's original response; False once its token is dead."""
-        if not dream_job.token_alive():
-            return False
-        try:
-            await dream_job.interaction.edit_original_response(**fields)
-        except discord.HTTPException as error:
-            if error.status in (401, 404) or getattr(error, "code", 0) == 50027:
-                dream_job.token_dead = True
-                return False
-            log.warning("could not edit job %s: %s", dream_job.job_id, error)
-            return False
-        dream_job.last_edit = time.monotonic()
-        return True
+        return await dream_job.reply.edit(**fields)
 
     async def _say(self, dream_job: DreamJob, text: str) -> None:
         """A final word on a job that has no result: in place, or in the channel."""
         await _settle(dream_job)
         if not await self._edit(dream_job, content=text, view=None, embed=None, attachments=[]):
-            channel = self.bot.get_partial_messageable(dream_job.interaction.channel_id or 0)
-            with contextlib.suppress(discord.HTTPException):
-                await channel.send(
-                    f"{dream_job.interaction.user.mention} {text}",
-                    allowed_mentions=discord.AllowedMentions(users=True),
-                )
+            try:
+                await dream_job.reply.to_channel(text)
+            except discord.HTTPException as error:
+                log.warning("could not tell the owner of job %s: %s", dream_job.job_id, error)
 
     # -- running jobs -----------------------------------------------------------------------
 
@@ -460,53 +523,82 @@ class DreamCog(commands.Cog):
             except QueueClosed:
                 return
             try:
-                state = await self._run(job)
-            except Exception:
+                state, note = await self._run(job)
+            except Exception as error:
                 log.exception("job %s failed in the bot", job.id)
-                state = JobState.FAILED
+                state, note = JobState.FAILED, f"bot error: {error!r}"
                 with contextlib.suppress(Exception):  # tell them, never lose the worker loop
                     await self._say(
                         job.payload,
                         "⚠️ Something went wrong while posting this dream. Please try again.",
                     )
-            self.bot.queue.finish(job.id, state)
+            # A paused job ends this run but stays saved as waiting, for the next start.
+            self.bot.queue.finish(job.id, JobState.CANCELLED if state is JobState.QUEUED else state)
+            if state is not JobState.QUEUED:
+                await self._record_end(job.id, state, note)
 
-    async def _run(self, job: Job) -> JobState:
+    async def _record_end(self, job_id: str, state: JobState, note: str | None) -> None:
+        try:
+            await self.bot.jobs.finish(job_id, state, note)
+        except Exception:
+            log.exception("could not record the end of job %s (%s)", job_id, state.value)
+
+    async def _run(self, job: Job) -> tuple[JobState, str | None]:
+        """Run one job to its end; the state to record, and why, for the job store."""
         dream_job: DreamJob = job.payload
+        if not await dream_job.saved:
+            await self._say(dream_job, NOT_SAVED)
+            return JobState.FAILED, "could not be saved"
         dream_job.started_at = time.monotonic()
+        await self.bot.jobs.mark_running(job.id)
         await self._edit(
             dream_job,
             content=f"🌀 Dreaming with **{dream_job.preset}**…",
             view=self._cancel_view(dream_job),
         )
-        request = DreamRequest(dream_job.image, dream_job.params, dream_job.max_side)
         try:
+            image = await self._saved_image(job.id)
+            request = DreamRequest(image, dream_job.params, dream_job.record.max_side)
             result = await self.bot.executor.submit(
                 request, lambda progress: self._on_progress(job, progress), job.cancel_event
             )
         except DreamCancelled:
+            if self._stopping and not dream_job.cancelled_by_user:
+                return await self._pause(dream_job)
             await self._say(dream_job, "Cancelled. Nothing was posted.")
-            return JobState.CANCELLED
+            return JobState.CANCELLED, "cancelled while running"
         except (UserError, DreamFailed) as error:
             await self._say(dream_job, f"⚠️ {error}")
-            return JobState.FAILED
-        except asyncio.CancelledError:  # the bot is shutting down
-            await self._say(
-                dream_job,
-                "The dream bot is restarting, so this dream was stopped. "
-                "Please try again in a few minutes.",
-            )
+            return JobState.FAILED, str(error)
+        except asyncio.CancelledError:  # shutdown gave up waiting for the executor
+            await self._pause(dream_job)
             self.bot.queue.finish(job.id, JobState.CANCELLED)
             raise
-        await self._deliver(job, result)
-        return JobState.DONE
+        return await self._deliver(job, result)
+
+    async def _saved_image(self, job_id: str) -> Image.Image:
+        data = await self.bot.jobs.image(job_id)
+        if data is None:
+            raise UserError("This dream's saved image is missing, so it was not started.")
+        return await asyncio.to_thread(decode_image, data, max_pixels=self.bot.settings.max_pixels)
+
+    async def _pause(self, dream_job: DreamJob) -> tuple[JobState, str | None]:
+        """Shutdown stopped this job: save it as waiting again and tell its member."""
+        await self.bot.jobs.requeue(dream_job.job_id)
+        await self._say(
+            dream_job,
+            "⏸️ The dream bot is restarting, so this dream was paused. It will run again "
+            "when the bot is back; there is nothing you need to do.",
+        )
+        return JobState.QUEUED, None
 
     def _on_progress(self, job: Job, progress: Progress) -> None:
         """Called on the loop for every progress event; edits at most every interval."""
         dream_job: DreamJob = job.payload
         dream_job.latest = progress
         editing = dream_job.edit_task is not None and not dream_job.edit_task.done()
-        if editing or time.monotonic() - dream_job.last_edit < self.bot.settings.progress_interval:
+        recent = time.monotonic() - dream_job.reply.last_edit < self.bot.settings.progress_interval
+        if editing or recent:
             return
         dream_job.edit_task = asyncio.create_task(
             self._edit(
@@ -530,33 +622,37 @@ class DreamCog(commands.Cog):
 
     # -- delivering --------------------------------------------------------------------------
 
-    async def _deliver(self, job: Job, result: DreamResult) -> None:
+    async def _deliver(self, job: Job, result: DreamResult) -> tuple[JobState, str | None]:
         dream_job: DreamJob = job.payload
         await _settle(dream_job)
-        interaction = dream_job.interaction
-        limit = min(interaction.filesize_limit or 10 * 1024 * 1024, REQUEST_BYTES)
-        encoded = encode_to_fit(result.image, limit)
+        record = dream_job.record
+        encoded = encode_to_fit(result.image, record.upload_limit)
         embed = self._result_embed(dream_job, result, encoded.scaled_down)
         embed.set_image(url=f"attachment://{encoded.filename('dream')}")
-        view = picker_view(self.bot, dream_job.source_id, "Dream again with…")
-        dream_file = discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream"))
-        if await self._edit(
-            dream_job, content=None, embed=embed, attachments=[dream_file], view=view
+        view = (
+            picker_view(self.bot, record.source_id, "Dream again with…")
+            if record.source_id is not None
+            else discord.utils.MISSING
+        )
+
+        def dream_file() -> discord.File:
+            return discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream"))
+
+        if not await self._edit(
+            dream_job, content=None, embed=embed, attachments=[dream_file()], view=view
         ):
-            send = interaction.followup.send
-        else:
-            channel = self.bot.get_partial_messageable(interaction.channel_id or 0)
-            await channel.send(
-                f"{interaction.user.mention} your dream is ready (it took longer than Discord "
-                "lets me edit the original reply).",
-                embed=embed,
-                file=discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream")),
-                view=view,
-                allowed_mentions=discord.AllowedMentions(users=True),
-            )
-            send = channel.send
-        if dream_job.gallery:
-            await self._send_gallery(send, result, limit)
+            try:
+                await dream_job.reply.to_channel(
+                    "your dream is ready (it took longer than Discord lets me edit the "
+                    "original reply).",
+                    embed=embed, file=dream_file(), view=view,
+                )  # fmt: skip
+            except discord.HTTPException as error:
+                log.warning("job %s could not be delivered: %s", job.id, error)
+                return JobState.UNDELIVERABLE, f"reply and channel both refused: {error}"
+        if record.gallery:
+            await self._send_gallery(dream_job.reply.send, result, record.upload_limit)
+        return JobState.DONE, None
 
     async def _send_gallery(self, send: Any, result: DreamResult, limit: int) -> None:
         """Every octave, labelled, in as few messages as the 10-file and 25 MiB limits allow."""
@@ -579,7 +675,7 @@ class DreamCog(commands.Cog):
         embed.add_field(name="Model", value=dream_job.params.model)
         embed.add_field(name="Size", value=f"{result.image.width}×{result.image.height}")
         embed.add_field(name="Time", value=duration(result.seconds))
-        changed = {key: value for key, value in dream_job.changed.items() if key != "model"}
+        changed = {key: value for key, value in dream_job.record.changed.items() if key != "model"}
         if changed:
             embed.add_field(
                 name="Changed from preset",
@@ -594,7 +690,7 @@ class DreamCog(commands.Cog):
             notes.append("scaled down to fit Discord's upload limit")
         if notes:
             embed.add_field(name="Notes", value="; ".join(notes)[:1024], inline=False)
-        embed.set_footer(text=f"Requested by {dream_job.interaction.user.display_name}")
+        embed.set_footer(text=f"Requested by {dream_job.record.user_name}")
         return embed
 
 

@@ -42,8 +42,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_FILE = re.compile(r"V([1-9][0-9]*)__(\w+)\.sql")
 
 #: How long a statement waits for another connection's write lock before failing.
-BUSY_TIMEOUT_MS = 5000
-_WAL_ATTEMPTS = 100  # x 50 ms, about the busy timeout
+BUSY_TIMEOUT_MS = 30_000  # a write waits rather than fail: a failed job save refuses the job
+_WAL_ATTEMPTS = 100  # x 50 ms
 
 
 class MigrationError(RuntimeError):

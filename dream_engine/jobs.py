@@ -86,10 +86,11 @@ class JobState(enum.Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNDELIVERABLE = "undeliverable"  # it ran, but neither its reply nor its channel took it
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+        return self not in (JobState.QUEUED, JobState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -408,20 +409,41 @@ class JobQueue:
         global cap, so the refusal names the most personal reason first.
         """
         self.check(guild_id=guild_id, user_id=user_id, limits=limits)
-        line = self._lines.get(guild_id)
-        job = Job(
-            id=self._new_id(),
-            guild_id=guild_id,
-            user_id=user_id,
-            channel_id=channel_id,
-            payload=payload,
+        return self._insert(
+            Job(
+                id=self._new_id(),
+                guild_id=guild_id,
+                user_id=user_id,
+                channel_id=channel_id,
+                payload=payload,
+            )
         )
+
+    def restore(
+        self, *, job_id: str, guild_id: int | None, user_id: int, channel_id: int, payload: Any
+    ) -> Job:
+        """Put back a job accepted before a restart, under its old id, past every limit.
+
+        It was counted when it was accepted; refusing it now (a lowered limit, a
+        full queue) would drop a promise, which is worse than a queue briefly
+        over its limit. Restore in accept order: fairness then works as usual.
+        """
+        if self.get(job_id) is not None:
+            raise ValueError(f"job {job_id} is already in the queue")
+        job = Job(
+            id=job_id, guild_id=guild_id, user_id=user_id, channel_id=channel_id, payload=payload
+        )
+        return self._insert(job)
+
+    def _insert(self, job: Job) -> Job:
+        guild_id = job.guild_id
+        line = self._lines.get(guild_id)
         if line is None:
             line = self._lines[guild_id] = _GuildLine()
         line.add(job)
         self._guilds.add(guild_id)
         self._waiting[job.id] = job
-        self._held[(guild_id, user_id)] += 1
+        self._held[(guild_id, job.user_id)] += 1
         self._changed()
         return job
 

@@ -619,3 +619,27 @@ async def test_limits_hold_with_submits_takers_and_cancels_interleaved() -> None
     await asyncio.wait_for(asyncio.gather(*workers), 1)
     assert not violations
     assert accepted and all(job.state.finished for job in accepted)
+
+
+# --- restoring jobs after a restart ---------------------------------------------------
+
+
+def test_restored_jobs_keep_their_ids_and_pass_every_limit():
+    queue = JobQueue(max_waiting=1)
+    tight = GuildLimits(queue_size=1, user_limit=1)
+    for job_id in ("old1", "old2", "old3"):
+        queue.restore(job_id=job_id, guild_id=GUILD_X, user_id=ALICE, channel_id=7, payload=job_id)
+    assert [job.id for job in queue.waiting()] == ["old1", "old2", "old3"]
+    with pytest.raises(UserLimitReached):  # restored jobs count against new ones
+        submit(queue, ALICE, limits=tight)
+    with pytest.raises(ValueError):
+        queue.restore(job_id="old1", guild_id=GUILD_X, user_id=ALICE, channel_id=7, payload=None)
+    assert queue.take_nowait().id == "old1"
+
+
+def test_restored_jobs_share_turns_fairly_with_new_ones():
+    queue = JobQueue(max_waiting=10)
+    for job_id in ("a1", "a2"):
+        queue.restore(job_id=job_id, guild_id=GUILD_X, user_id=ALICE, channel_id=7, payload=job_id)
+    submit(queue, BOB, payload="b1")
+    assert names(queue.waiting()) == ["a1", "b1", "a2"]

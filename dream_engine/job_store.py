@@ -1,0 +1,204 @@
+"""Accepted dreams on disk, so that a restart or a crash loses none of them.
+
+The in-memory `JobQueue` decides who goes next; this store remembers what was
+promised. The bot writes a job here *before* it tells the member "queued", marks
+it running when a worker takes it, and records how it ended. At start-up,
+`resume()` hands back every job still queued or running, in accept order, and
+the bot puts them back in line.
+
+A job caught running by a crash counts an interruption; one interrupted twice
+is not tried a third time (it may be what brings the bot down). The upload is
+kept with the job, since Discord's CDN links expire, and dropped with the
+interaction token when the job ends: neither is needed after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from dream_engine.database import open_database
+from dream_engine.errors import ParamError
+from dream_engine.jobs import JobState
+from dream_engine.params import DreamParams
+
+__all__ = ["MAX_INTERRUPTIONS", "JobRecord", "JobStore", "Resumed"]
+
+log = logging.getLogger(__name__)
+
+#: Restarts that may catch one job running before it is given up.
+MAX_INTERRUPTIONS = 2
+#: Finished jobs are kept this long (for the log and support questions), then pruned.
+KEEP_FINISHED_SECONDS = 7 * 24 * 3600
+
+_COLUMNS = (
+    "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
+    " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
+    " interruptions, accepted_at"
+)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Everything needed to run a job and reach its member, without the Interaction object."""
+
+    id: str
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    user_name: str
+    application_id: int
+    token: str | None  # the interaction token; None once the job has ended
+    token_expires_at: float  # wall clock
+    upload_limit: int
+    preset: str
+    params: DreamParams
+    changed: dict[str, Any]
+    gallery: bool
+    source_id: int | None
+    max_side: int
+    state: JobState = JobState.QUEUED
+    interruptions: int = 0
+    accepted_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What `JobStore.resume` found: jobs to put back in line, and jobs it gave up."""
+
+    jobs: list[JobRecord]
+    given_up: list[tuple[JobRecord, str]]  # (job, why), already marked failed
+
+
+class JobStore:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    async def open(cls, path: str | Path) -> JobStore:
+        return cls(await open_database(path))
+
+    async def add(self, job: JobRecord, image: bytes) -> None:
+        """Persist an accepted job with its upload; raises if the disk refuses."""
+        now = time.time()
+        await self._db.execute(
+            f"INSERT INTO jobs ({_COLUMNS}, image, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
+                job.application_id, job.token, job.token_expires_at, job.upload_limit,
+                job.preset, json.dumps(job.params.to_dict()), json.dumps(job.changed),
+                int(job.gallery), job.source_id, job.max_side, job.state.value,
+                job.interruptions, job.accepted_at, image, now,
+            ),
+        )  # fmt: skip
+        await self._db.execute(
+            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND updated_at < ?",
+            (now - KEEP_FINISHED_SECONDS,),
+        )
+
+    async def image(self, job_id: str) -> bytes | None:
+        """The upload kept for `job_id`, or None once the job has ended."""
+        async with self._db.execute("SELECT image FROM jobs WHERE id = ?", (job_id,)) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return _record(row) if row else None
+
+    async def note(self, job_id: str) -> str | None:
+        async with self._db.execute("SELECT note FROM jobs WHERE id = ?", (job_id,)) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def mark_running(self, job_id: str) -> None:
+        await self._set_state(job_id, JobState.RUNNING)
+
+    async def requeue(self, job_id: str) -> None:
+        """Back to waiting (a graceful shutdown stopped it): it resumes first thing next start."""
+        await self._set_state(job_id, JobState.QUEUED)
+
+    async def finish(self, job_id: str, state: JobState, note: str | None = None) -> None:
+        """Record how the job ended and drop what only a live job needs (upload, token)."""
+        if not state.finished:
+            raise ValueError(f"{state} is not a final state")
+        await self._db.execute(
+            "UPDATE jobs SET state = ?, note = ?, image = NULL, token = NULL, updated_at = ?"
+            " WHERE id = ?",
+            (state.value, note, time.time(), job_id),
+        )
+
+    async def resume(self) -> Resumed:
+        """The jobs a previous run left queued or running, oldest first.
+
+        A job found running was interrupted by a crash or a hard stop: it counts
+        one interruption, and at `MAX_INTERRUPTIONS` it is marked failed rather
+        than run again. A job whose saved parameters no longer validate (a preset
+        layer renamed by an upgrade) is marked failed with the reason.
+        """
+        async with self._db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        jobs: list[JobRecord] = []
+        given_up: list[tuple[JobRecord, str]] = []
+        for row in rows:
+            try:
+                job = _record(row)
+            except (ParamError, TypeError, ValueError) as error:
+                log.warning("job %s cannot be resumed: %s", row[0], error)
+                await self._fail_unreadable(row[0], str(error))
+                continue
+            if job.state is JobState.RUNNING:
+                job = replace(job, interruptions=job.interruptions + 1, state=JobState.QUEUED)
+                await self._db.execute(
+                    "UPDATE jobs SET state = 'queued', interruptions = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (job.interruptions, time.time(), job.id),
+                )
+                if job.interruptions >= MAX_INTERRUPTIONS:
+                    why = (
+                        f"the bot stopped {job.interruptions} times while this dream was "
+                        "running, so it was not tried again"
+                    )
+                    await self.finish(job.id, JobState.FAILED, why)
+                    given_up.append((job, why))
+                    continue
+            jobs.append(job)
+        return Resumed(jobs, given_up)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _set_state(self, job_id: str, state: JobState) -> None:
+        await self._db.execute(
+            "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?",
+            (state.value, time.time(), job_id),
+        )
+
+    async def _fail_unreadable(self, job_id: str, why: str) -> None:
+        await self.finish(job_id, JobState.FAILED, f"could not be resumed: {why}")
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    (
+        job_id, guild_id, channel_id, user_id, user_name, application_id, token,
+        token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
+        max_side, state, interruptions, accepted_at,
+    ) = row  # fmt: skip
+    return JobRecord(
+        id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
+        user_name=user_name, application_id=application_id, token=token,
+        token_expires_at=token_expires_at, upload_limit=upload_limit, preset=preset,
+        params=DreamParams(**json.loads(params)).validate(), changed=json.loads(changed),
+        gallery=bool(gallery), source_id=source_id, max_side=max_side,
+        state=JobState(state), interruptions=interruptions, accepted_at=accepted_at,
+    )  # fmt: skip

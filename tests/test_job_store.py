@@ -1,0 +1,99 @@
+"""The job store: what a restart finds, and what a crash costs a job."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from dream_engine.job_store import MAX_INTERRUPTIONS, JobRecord, JobStore
+from dream_engine.jobs import JobState
+from dream_engine.params import DreamParams
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+def record(job_id: str, **changes) -> JobRecord:
+    base = JobRecord(
+        id=job_id, guild_id=1, channel_id=2, user_id=3, user_name="bob", application_id=4,
+        token=f"token-{job_id}", token_expires_at=time.time() + 900, upload_limit=8 << 20,
+        preset="balanced", params=DreamParams(layers={"mixed3": 0.5, "mixed5": 1.0}, step=0.02),
+        changed={"step": 0.02}, gallery=True, source_id=9, max_side=512,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
+    opened = await JobStore.open(tmp_path / "jobs.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def test_a_saved_job_comes_back_whole_with_its_upload(store):
+    saved = record("a1")
+    await store.add(saved, b"\x89PNG fake bytes")
+    assert await store.get("a1") == saved
+    assert await store.image("a1") == b"\x89PNG fake bytes"
+
+
+async def test_resume_returns_unfinished_jobs_in_accept_order(store):
+    for job_id in ("c", "a", "b", "done"):
+        await store.add(record(job_id), b"img")
+    await store.finish("done", JobState.DONE)
+    await store.mark_running("a")
+    resumed = await store.resume()
+    assert [job.id for job in resumed.jobs] == ["c", "a", "b"]  # accept order, not id order
+    assert all(job.state is JobState.QUEUED for job in resumed.jobs)
+    assert not resumed.given_up
+
+
+async def test_a_job_caught_running_counts_an_interruption_and_is_given_up_at_the_limit(store):
+    await store.add(record("x"), b"img")
+    for interruption in range(1, MAX_INTERRUPTIONS):
+        await store.mark_running("x")
+        resumed = await store.resume()
+        assert [(job.id, job.interruptions) for job in resumed.jobs] == [("x", interruption)]
+    await store.mark_running("x")
+    resumed = await store.resume()
+    assert not resumed.jobs
+    (given_up, why), *_ = resumed.given_up
+    assert given_up.id == "x" and "not tried again" in why
+    assert (await store.get("x")).state is JobState.FAILED
+    assert (await store.resume()).given_up == []  # told once, not at every start
+
+
+async def test_a_graceful_pause_is_not_an_interruption(store):
+    await store.add(record("p"), b"img")
+    for _ in range(MAX_INTERRUPTIONS + 1):
+        await store.mark_running("p")
+        await store.requeue("p")
+    (job,) = (await store.resume()).jobs
+    assert job.interruptions == 0
+
+
+async def test_finishing_drops_the_upload_and_the_token(store):
+    await store.add(record("f"), b"img")
+    await store.finish("f", JobState.UNDELIVERABLE, "channel deleted")
+    finished = await store.get("f")
+    assert finished.state is JobState.UNDELIVERABLE and finished.token is None
+    assert await store.image("f") is None
+    assert await store.note("f") == "channel deleted"
+    with pytest.raises(ValueError):
+        await store.finish("f", JobState.QUEUED)
+
+
+async def test_a_row_that_no_longer_validates_is_failed_with_the_reason(tmp_path, store):
+    await store.add(record("old"), b"img")
+    await store.add(record("ok"), b"img")
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:  # an upgrade renamed a layer
+        db.execute("""UPDATE jobs SET params = '{"layers": {"mixed99": 1}}' WHERE id = 'old'""")
+    resumed = await store.resume()
+    assert [job.id for job in resumed.jobs] == ["ok"]
+    assert (await store.get("ok")).state is JobState.QUEUED
+    assert "mixed99" in await store.note("old")
