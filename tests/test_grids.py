@@ -34,7 +34,7 @@ def test_tiles_keep_their_order_row_by_row_at_one_height():
     boxes = [box_of(sheet, colour) for colour in COLOURS]
     heights = {bottom - top for _, top, _, bottom in boxes}
     assert heights == {100}  # every tile scaled to the common height, aspect kept
-    for (left, top, right, bottom), (width, height) in zip(boxes, SIZES, strict=True):
+    for (left, _, right, _), (width, height) in zip(boxes, SIZES, strict=True):
         assert (right - left) == pytest.approx(100 * width / height, abs=1)
     # 5 tiles -> 3 + 2: the input first, top left; then left to right, top to bottom.
     tops = [top for _, top, _, _ in boxes]
