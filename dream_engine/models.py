@@ -104,8 +104,8 @@ _MOBILENET_LAYERS = (
     ),
     "out_relu",
 )
-# A contact sheet of 33 MobileNetV2 layers would be mostly repeats: the output of each
-# stage (the last add of a group of blocks), then every few blocks, shallow to deep.
+# A contact sheet of all 33 MobileNetV2 layers would be mostly near-repeats: 11 residual
+# outputs spread from shallow to deep, and the network's last activation.
 _MOBILENET_SHEET = (
     "block_2_add",
     "block_4_add",
