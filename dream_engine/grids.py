@@ -35,6 +35,7 @@ MIN_FONT = 11
 BACKGROUND = (255, 255, 255)
 INK = (24, 24, 24)
 _BREAK_AFTER = re.compile(r"(?<=[ ,+;=/])")  # where a caption may wrap
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 def compose_grid(
@@ -73,7 +74,7 @@ def balanced_columns(count: int, max_columns: int = MAX_COLUMNS) -> int:
     return math.ceil(count / rows)
 
 
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def font(size: int) -> Font:
     """Pillow's bundled font at `size` px (its small bitmap font where FreeType is missing)."""
     return ImageFont.load_default(size=size)
 
@@ -81,7 +82,7 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def wrap(
     text: str,
     width: int,
-    typeface: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    typeface: Font,
     max_lines: int,
 ) -> list[str]:
     """`text` in at most `max_lines` lines of at most `width` px, the last one ending in
@@ -110,7 +111,7 @@ def wrap(
     return [line for line, _ in lines]
 
 
-def _longest_prefix(text: str, width: int, typeface, suffix: str = "") -> int:
+def _longest_prefix(text: str, width: int, typeface: Font, suffix: str = "") -> int:
     """Length of the longest prefix of `text` that fits in `width` with `suffix`, at least 1."""
     low, high = 1, len(text)  # binary search: text width grows with its length
     while low < high:
@@ -122,7 +123,7 @@ def _longest_prefix(text: str, width: int, typeface, suffix: str = "") -> int:
     return low
 
 
-def _shorten(text: str, width: int, typeface) -> str:
+def _shorten(text: str, width: int, typeface: Font) -> str:
     if typeface.getlength(text) <= width:
         return text
     cut = _longest_prefix(text, width, typeface, suffix="…")
@@ -137,8 +138,8 @@ class _Layout:
     rows: int
     box: tuple[int, int]  # the largest a tile may be: (width, height)
     pad: int
-    caption_font: ImageFont.FreeTypeFont | ImageFont.ImageFont
-    title_font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+    caption_font: Font
+    title_font: Font
     line_height: int
     caption_height: int
     title_lines: tuple[str, ...]
@@ -210,7 +211,7 @@ class _Layout:
         return sheet
 
 
-def _centred(pen: ImageDraw.ImageDraw, centre: float, top: int, line: str, typeface) -> None:
+def _centred(pen: ImageDraw.ImageDraw, centre: float, top: int, line: str, typeface: Font) -> None:
     # Centred by hand: Pillow's bitmap fallback font knows no anchors.
     pen.text((round(centre - typeface.getlength(line) / 2), top), line, font=typeface, fill=INK)
 
@@ -222,6 +223,6 @@ def _fit(image: Image.Image, box: tuple[int, int]) -> Image.Image:
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _line_height(typeface) -> int:
+def _line_height(typeface: Font) -> int:
     top, bottom = typeface.getbbox("Ag…")[1::2]
     return math.ceil((bottom - top) * 1.35) + 1

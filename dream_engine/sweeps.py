@@ -17,6 +17,9 @@ The API, for the CLI and the bot alike (no TensorFlow is imported here):
     run_sweep(engine, image, base_params, variants, on_progress=None, cancel=None,
               max_side=None, *, title=None) -> SweepResult
 
+`run_jobs` is the shared core (each variant from its own start image), which
+`kinds.run_kinds` uses for its five kinds of picture.
+
 The `--vary` syntax (`VARY_SYNTAX`), safe unquoted in a shell and in a Discord option:
     PARAM=V1,V2,...    step, octaves, octave_scale (or octave-scale), iterations,
                        max_loss (or max-loss), jitter or seed
