@@ -22,6 +22,10 @@ Prints one JSON line per measurement, each with "case" and "impl" ("engine",
                traces added (should be 0) and RSS after warm-up, 10 and all sizes
                (the compiled-loop cache must not grow in a long-running bot)
 - speedup      reference time / engine time, for steady, stream and huge
+- sweep        a comparison on one engine against one run per variant, as separate
+               commands would be: a 4-variant `compare` and an 11-layer `layers` sheet
+               at 512 px (full: `python -m dream_engine` processes, each run building
+               its model and tracing its loop; quick: engines built in this process)
 
 Each big case runs in a fresh child process (`--child SPEC`), so its peak RSS
 is its own. `--quick` runs tiny sizes in one process: it exists so CI runs the
@@ -65,6 +69,7 @@ CASES = (
     "huge",
     "sizes",
     "speedup",
+    "sweep",
 )
 IMPLS = ("engine", "reference")
 PRECISION_PEAK_DTYPE = {
@@ -93,6 +98,10 @@ class Plan:
     matmul_n: int
     many_sizes: int  # distinct sizes in the "sizes" case
     isolate: bool  # each case in a fresh child process
+    sweep_size: str  # the "sweep" case: image size,
+    sweep_iterations: int  # iterations per octave,
+    sweep_variants: int  # variants of the compare sweep (step values)
+    sheet_layers: int  # layers of the sheet (the model's sheet, first ones)
 
 
 FULL = Plan(
@@ -108,6 +117,10 @@ FULL = Plan(
     matmul_n=2048,
     many_sizes=50,
     isolate=True,
+    sweep_size="512x384",
+    sweep_iterations=10,
+    sweep_variants=4,
+    sheet_layers=11,
 )
 QUICK = Plan(
     sizes=("96x96", "120x90"),
@@ -122,6 +135,10 @@ QUICK = Plan(
     matmul_n=512,
     many_sizes=3,
     isolate=False,
+    sweep_size="96x96",
+    sweep_iterations=1,
+    sweep_variants=2,
+    sheet_layers=2,
 )
 
 
@@ -140,6 +157,8 @@ class Case:
     matmul_n: int = 0
     mem_cap_gib: float | None = None  # RLIMIT_AS for the child: a failure, not a swapping box
     timeout_s: float | None = None
+    variants: int = 0  # sweep: variants of the compare sweep
+    sheet_layers: int = 0  # sweep: layers of the layer sheet
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -384,6 +403,102 @@ def run_sizes(case: Case) -> list[Record]:
     ]
 
 
+SWEEP_STEPS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)  # the compare sweep's values
+
+
+def run_sweep_case(case: Case) -> list[Record]:
+    """One comparison on one engine against one run per variant, for a compare and a sheet.
+
+    impl "cli": every side is a `python -m dream_engine` process, exactly as a user
+    would run `compare` once or the plain command once per variant. impl "library":
+    one engine in this process against a fresh engine per variant (model build and
+    trace per run, without the process start), so `--quick` stays quick.
+    """
+    from dream_engine.models import get_model_spec
+
+    params = bench_params(case).replace(iterations=case.steps)
+    steps = SWEEP_STEPS[: case.variants]
+    sheet = get_model_spec(case.model).contact_sheet_layers()[: case.sheet_layers]
+    runner = _sweep_by_cli if case.impl == "cli" else _sweep_in_library
+    records = []
+    for of, count in (("compare", len(steps)), ("layers", len(sheet))):
+        one_s, separate = runner(case, params, of, steps, sheet)
+        records.append(
+            {
+                "case": "sweep",
+                "impl": "one_engine_vs_separate",
+                "runs_as": "cli processes" if case.impl == "cli" else "engines in one process",
+                "of": of,
+                "variants": count,
+                "size": case.sizes[0],
+                "octaves": params.octaves,
+                "iterations": params.iterations,
+                "one_engine_s": _sig(one_s),
+                "separate_s": _sig(sum(separate)),
+                "separate_runs_s": [_sig(seconds) for seconds in separate],
+                "ratio": _sig(sum(separate) / one_s, 3),
+            }
+        )
+    return records
+
+
+def _sweep_in_library(
+    case: Case, params: Any, of: str, steps: tuple[float, ...], sheet: tuple[str, ...]
+) -> tuple[float, list[float]]:
+    from dream_engine import DreamEngine
+    from dream_engine.sweeps import Variant, layer_variants, run_sweep
+
+    image = noise_image(case.sizes[0])
+    if of == "compare":
+        variants = [Variant(f"step={step:g}", params.replace(step=step)) for step in steps]
+    else:
+        variants = layer_variants(params.model, params, sheet)
+
+    def one_engine() -> None:
+        engine = DreamEngine(model=case.model, weights=case.weights, seed=0)
+        run_sweep(engine, image, params, variants)
+
+    def one_run(variant: Any) -> None:
+        DreamEngine(model=case.model, weights=case.weights, seed=0).dream(image, variant.params)
+
+    return timed(one_engine)[0], [timed(one_run, variant)[0] for variant in variants]
+
+
+def _sweep_by_cli(
+    case: Case, params: Any, of: str, steps: tuple[float, ...], sheet: tuple[str, ...]
+) -> tuple[float, list[float]]:
+    with tempfile.TemporaryDirectory() as folder:
+        image = Path(folder) / "noise.png"
+        noise_image(case.sizes[0]).save(image)
+        layers = ",".join(f"{name}={weight:g}" for name, weight in params.layers.items())
+        common = [
+            "--weights", case.weights, "--model", params.model, "--octaves", str(params.octaves),
+            "--octave-scale", str(params.octave_scale), "--iterations", str(params.iterations),
+            "--max-loss", str(params.max_loss), "--max-side", str(max(parse_size(case.sizes[0]))),
+            "-o", str(Path(folder) / "out.png"),
+        ]  # fmt: skip
+
+        def cli(*args: str) -> float:
+            command = [sys.executable, "-m", "dream_engine", *args, *common]
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            seconds, done = timed(
+                lambda: subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(args[:1])} failed: {done.stderr[-500:]}")
+            return seconds
+
+        step = f"{params.step:g}"
+        if of == "compare":
+            vary = "step=" + ",".join(f"{value:g}" for value in steps)
+            one_s = cli("compare", str(image), "--layers", layers, "--vary", vary)
+            runs = [cli(str(image), "--layers", layers, "--step", f"{v:g}") for v in steps]
+        else:
+            one_s = cli("layers", str(image), "--layers", ",".join(sheet), "--step", step)
+            runs = [cli(str(image), "--layers", layer, "--step", step) for layer in sheet]
+    return one_s, runs
+
+
 RUNNERS: dict[str, Callable[[Case], list[Record]]] = {
     "matmul_peak": run_matmul_peak,
     "flops": run_flops,
@@ -393,6 +508,7 @@ RUNNERS: dict[str, Callable[[Case], list[Record]]] = {
     "huge": run_steady,
     "stream": run_stream,
     "sizes": run_sizes,
+    "sweep": run_sweep_case,
 }
 
 
@@ -644,6 +760,17 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
                 **common,
             )
         )
+    if "sweep" in wanted:
+        sweep = Case(
+            "sweep",
+            "cli" if plan.isolate else "library",
+            sizes=(plan.sweep_size,),
+            steps=plan.sweep_iterations,
+            variants=plan.sweep_variants,
+            sheet_layers=plan.sheet_layers,
+            **common,
+        )
+        cases.append(sweep)
     if "huge" in wanted and plan.huge_size:
         cap = huge_memory_cap_gib()
         huge = {"sizes": (plan.huge_size,), "steps": plan.huge_steps, "mem_cap_gib": cap}
@@ -738,7 +865,12 @@ def main(argv: list[str] | None = None) -> None:
     if "machine" in wanted:
         report.emit({**machine_info(), "mode": "quick" if args.quick else "full"})
     for case in build_cases(plan, args, wanted):
-        records = run_child(case) if plan.isolate else run_here(case, isolated=False)
+        if case.impl == "cli":  # starts its own `python -m dream_engine` processes
+            records = RUNNERS[case.case](case)
+        elif plan.isolate:
+            records = run_child(case)
+        else:
+            records = run_here(case, isolated=False)
         for record in records:
             report.emit(record)
 

@@ -3,6 +3,10 @@
 Exit 0 on success; exit 2 with one human line for anything the user can fix
 (unreadable image, unknown preset or layer, bad value, missing weights). The
 flags mirror the bot's options so an experiment here carries over to Discord.
+
+A first argument `compare`, `layers` or `kinds` runs a comparison instead
+(`cli_sweeps.py`), with the same flags; an image file with one of those names
+is `./compare`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dream_engine.errors import UserError
 from dream_engine.models import MODELS, weights_source
@@ -22,33 +26,42 @@ from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset,
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dream_engine.engine import DreamEngine
     from dream_engine.results import Progress
 
 DEFAULT_MAX_SIDE = 1024
 EXIT_USER_ERROR = 2
+SUBCOMMANDS = ("compare", "layers", "kinds")  # a first argument naming one picks it
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dream_engine",
-        description="DeepDream an image with InceptionV3 (or another model) from a preset.",
+        description="DeepDream an image with InceptionV3 (or another model) from a preset. "
+        "Comparisons: python -m dream_engine compare|layers|kinds --help.",
     )
     parser.add_argument("input", nargs="?", help="image to dream (PNG, JPEG, WebP, GIF, BMP, TIFF)")
     parser.add_argument(
         "-o", "--output", help="where to write the dream (default: INPUT-dream.png)"
     )
+    parser.add_argument("--list-presets", action="store_true", help="print presets and exit")
+    add_param_flags(parser)
+    add_engine_flags(parser, DEFAULT_MAX_SIDE)
+    parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
+    return parser
+
+
+def add_param_flags(
+    parser: argparse.ArgumentParser,
+    layers_help: str = "layer weights, e.g. mixed3=0.5,mixed4=1",
+) -> None:
+    """What a dream looks like: a preset and the flags that override it (shared by every
+    command, so an experiment in one carries over to the others and to the bot)."""
     parser.add_argument(
         "--preset", help=f"preset name (default: {DEFAULT_PRESET}); see --list-presets"
     )
-    parser.add_argument("--list-presets", action="store_true", help="print presets and exit")
     parser.add_argument("--model", choices=sorted(MODELS), help="network (default: the preset's)")
-    parser.add_argument(
-        "--weights",
-        default=os.environ.get("DREAM_WEIGHTS", "imagenet"),
-        help="imagenet (Keras download cache), random (untrained, for trying the pipeline) or "
-        "a weights file path; default $DREAM_WEIGHTS or imagenet",
-    )
-    parser.add_argument("--layers", help="layer weights, e.g. mixed3=0.5,mixed4=1")
+    parser.add_argument("--layers", help=layers_help)
     parser.add_argument("--step", type=float, help="gradient step size, in (0, 1]")
     parser.add_argument("--octaves", type=int, help="number of octaves, 1..10")
     parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, (1, 3]")
@@ -56,13 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-loss", type=float, help="stop an octave once its loss passes this")
     parser.add_argument("--jitter", type=int, help="random roll in pixels each step (0 = off)")
     parser.add_argument("--seed", type=int, help="seed for jitter and random weights")
+
+
+def add_engine_flags(parser: argparse.ArgumentParser, max_side: int) -> None:
+    """How the engine runs: weights, input size, precision, tiling."""
+    parser.add_argument(
+        "--weights",
+        default=os.environ.get("DREAM_WEIGHTS", "imagenet"),
+        help="imagenet (Keras download cache), random (untrained, for trying the pipeline) or "
+        "a weights file path; default $DREAM_WEIGHTS or imagenet",
+    )
     parser.add_argument(
         "--max-side",
         type=int,
-        default=DEFAULT_MAX_SIDE,
-        help=f"scale the input down to this longest side first (default {DEFAULT_MAX_SIDE})",
+        default=max_side,
+        help=f"scale the input down to this longest side first (default {max_side})",
     )
-    parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -75,24 +97,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TILE_SIZE,
         help=f"compute gradients in tiles of this many px (default {DEFAULT_TILE_SIZE}; 0 = never)",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:  # compare, layers, kinds: see cli_sweeps.py
+        from dream_engine import cli_sweeps
+
+        command = cli_sweeps.COMMANDS[argv[0]]
+        args = cli_sweeps.build_parser(argv[0]).parse_args(argv[1:])
+    else:
+        command = _dream_or_list
+        args = build_parser().parse_args(argv)
     try:
-        if args.list_presets:
-            _print_presets()
-            return 0
-        if not args.input:
-            raise UserError("Name an image to dream, e.g. python -m dream_engine photo.jpg.")
-        return _dream(args)
+        return command(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _dream_or_list(args: argparse.Namespace) -> int:
+    if args.list_presets:
+        _print_presets()
+        return 0
+    if not args.input:
+        raise UserError("Name an image to dream, e.g. python -m dream_engine photo.jpg.")
+    return _dream(args)
 
 
 def resolve_params(args: argparse.Namespace) -> DreamParams:
@@ -106,15 +139,40 @@ def resolve_params(args: argparse.Namespace) -> DreamParams:
                 f"{args.model} (see --list-presets) or give --layers."
             )
         params = DreamParams(**{**params.to_dict(), "model": args.model, "layers": {}})
-    return params.replace(
-        layers=parse_layers(args.layers) if args.layers else None,
-        step=args.step,
-        octaves=args.octaves,
-        octave_scale=args.octave_scale,
-        iterations=args.iterations,
-        max_loss=args.max_loss,
-        jitter=args.jitter,
-        seed=args.seed,
+    return params.replace(**param_overrides(args))
+
+
+def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters given as flags (None where not given: the preset's value stays)."""
+    return {
+        "layers": parse_layers(args.layers) if args.layers else None,
+        "step": args.step,
+        "octaves": args.octaves,
+        "octave_scale": args.octave_scale,
+        "iterations": args.iterations,
+        "max_loss": args.max_loss,
+        "jitter": args.jitter,
+        "seed": args.seed,
+    }
+
+
+def check_max_side(args: argparse.Namespace) -> None:
+    if args.max_side is not None and args.max_side < 16:
+        raise UserError("max-side must be at least 16 px.")
+
+
+def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
+    """The engine the flags ask for; a wrong weights path fails before TensorFlow loads."""
+    weights_source(params.model, args.weights)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    from dream_engine.engine import DreamEngine
+
+    return DreamEngine(
+        model=params.model,
+        weights=args.weights,
+        seed=params.seed,
+        precision=args.precision,
+        tile_size=args.tile_size or None,
     )
 
 
@@ -122,24 +180,13 @@ def _dream(args: argparse.Namespace) -> int:
     from dream_engine.images import load_image_file
 
     params = resolve_params(args)
-    if args.max_side is not None and args.max_side < 16:
-        raise UserError("max-side must be at least 16 px.")
+    check_max_side(args)
     image = load_image_file(args.input)
-    weights_source(params.model, args.weights)  # a wrong path fails before TensorFlow loads
     output = Path(args.output) if args.output else _default_output(Path(args.input))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
-    from dream_engine.engine import DreamEngine
-
-    engine = DreamEngine(
-        model=params.model,
-        weights=args.weights,
-        seed=params.seed,
-        precision=args.precision,
-        tile_size=args.tile_size or None,
-    )
-    with _ProgressBar() as bar:
+    engine = build_engine(args, params)
+    with ProgressBar() as bar:
         result = engine.dream(image, params, on_progress=bar.update, max_side=args.max_side)
-    _save(result.image, output)
+    save_image(result.image, output)
     if args.gallery:
         args.gallery.mkdir(parents=True, exist_ok=True)
         total = len(result.octaves)
@@ -154,7 +201,7 @@ def _dream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(image: Image.Image, output: Path) -> None:
+def save_image(image: Image.Image, output: Path) -> None:
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         image.save(output)
@@ -173,10 +220,11 @@ def _print_presets() -> None:
         print(f"{preset.name:<{width}}  [{preset.model}] {preset.description}")
 
 
-class _ProgressBar:
-    """A tqdm bar over all steps of all octaves (shown only on a terminal)."""
+class ProgressBar:
+    """A tqdm bar over all steps of all octaves, and of all variants of a comparison
+    (shown only on a terminal)."""
 
-    def __enter__(self) -> _ProgressBar:
+    def __enter__(self) -> ProgressBar:
         from tqdm import tqdm
 
         self._bar = tqdm(
@@ -186,8 +234,11 @@ class _ProgressBar:
 
     def update(self, progress: Progress) -> None:
         self._bar.n = round(progress.fraction, 4)
+        many = progress.variants > 1
+        variant = f"variant {progress.variant}/{progress.variants} " if many else ""
         self._bar.set_description(
-            f"octave {progress.octave}/{progress.octaves} step {progress.step}/{progress.steps}"
+            f"{variant}octave {progress.octave}/{progress.octaves} "
+            f"step {progress.step}/{progress.steps}"
         )
         self._bar.set_postfix_str(f"loss {progress.loss:.3g}")
 

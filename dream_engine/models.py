@@ -38,9 +38,15 @@ class ModelSpec:
     build: Callable[[str | None], keras.Model]  # weights (None = random) -> backbone
     cached_weights_file: str | None = None  # Keras cache name of the pretrained file
     input_from_unit: Callable[[Any], Any] | None = None  # [-1, 1] -> model input range
+    # The layers of a "one tile per layer" contact sheet, shallow to deep; empty: all of them.
+    sheet_layers: tuple[str, ...] = ()
 
     def layer_range_text(self) -> str:
         return f"{self.layers[0]} .. {self.layers[-1]} ({len(self.layers)} layers)"
+
+    def contact_sheet_layers(self) -> tuple[str, ...]:
+        """What a layer sheet shows: `sheet_layers`, or every layer when there are few."""
+        return self.sheet_layers or self.layers
 
 
 def _inceptionv3(weights: str | None) -> keras.Model:
@@ -98,6 +104,21 @@ _MOBILENET_LAYERS = (
     ),
     "out_relu",
 )
+# A contact sheet of all 33 MobileNetV2 layers would be mostly near-repeats: 11 residual
+# outputs spread from shallow to deep, and the network's last activation.
+_MOBILENET_SHEET = (
+    "block_2_add",
+    "block_4_add",
+    "block_5_add",
+    "block_7_add",
+    "block_8_add",
+    "block_9_add",
+    "block_11_add",
+    "block_12_add",
+    "block_14_add",
+    "block_15_add",
+    "out_relu",
+)
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -116,6 +137,7 @@ MODELS: dict[str, ModelSpec] = {
             layers=_MOBILENET_LAYERS,
             min_side=32,
             build=_dogs,
+            sheet_layers=_MOBILENET_SHEET,
         ),
         ModelSpec(
             name="mobilenetv2",
@@ -124,6 +146,7 @@ MODELS: dict[str, ModelSpec] = {
             min_side=32,
             build=_mobilenetv2,
             cached_weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+            sheet_layers=_MOBILENET_SHEET,
         ),
         ModelSpec(
             name="vgg19",
@@ -137,6 +160,16 @@ MODELS: dict[str, ModelSpec] = {
             build=_vgg19,
             cached_weights_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
             input_from_unit=_caffe_from_unit,
+            sheet_layers=(  # the middle and the end of each block
+                "block1_conv2",
+                "block2_conv2",
+                "block3_conv2",
+                "block3_conv4",
+                "block4_conv2",
+                "block4_conv4",
+                "block5_conv2",
+                "block5_conv4",
+            ),
         ),
     )
 }

@@ -22,14 +22,23 @@ class Progress:
     step: int  # steps done in this octave
     steps: int  # iterations allowed per octave
     loss: float
-    elapsed: float  # seconds since the dream started
+    elapsed: float  # seconds since the dream (or the whole sweep) started
     octave_done: bool = False
+    # A sweep (several dreams shown side by side) reports one bar for all of them:
+    # this event belongs to dream `variant` of `variants` (1-based). One dream is 1 of 1.
+    variant: int = 1
+    variants: int = 1
 
     @property
     def fraction(self) -> float:
-        """Share of the work done, for bars and ETAs (an early stop jumps ahead)."""
+        """Share of the work done, for bars and ETAs (an early stop jumps ahead).
+
+        Over a sweep each variant counts as an equal share, so the bar runs once
+        from 0 to 1 across all of them instead of restarting per dream.
+        """
         within = 1.0 if self.octave_done else self.step / self.steps
-        return min(1.0, (self.octave - 1 + within) / self.octaves)
+        dream = min(1.0, (self.octave - 1 + within) / self.octaves)
+        return min(1.0, (self.variant - 1 + dream) / self.variants)
 
 
 @dataclass

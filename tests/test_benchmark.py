@@ -63,6 +63,9 @@ def test_every_record_names_its_case_and_impl(records):
         ("stream", "reference", "s_per_dream"),
         ("stream", "reference", "peak_rss_mib"),
         ("speedup", "engine_vs_reference", "ratio"),
+        ("sweep", "one_engine_vs_separate", "one_engine_s"),
+        ("sweep", "one_engine_vs_separate", "separate_s"),
+        ("sweep", "one_engine_vs_separate", "ratio"),
     ],
 )
 def test_case_reports_positive_numbers(records, case, impl, positive):
@@ -89,3 +92,10 @@ def test_engine_stream_traces_no_more_than_reference(records):
     (reference,) = find(records, "stream", "reference")
     assert engine["traces"] >= 1 and reference["traces"] >= 1
     assert engine["traces"] <= reference["traces"]
+
+
+def test_sweep_times_a_compare_and_a_layer_sheet(records):
+    sweeps = find(records, "sweep", "one_engine_vs_separate")
+    assert [record["of"] for record in sweeps] == ["compare", "layers"]
+    for record in sweeps:
+        assert len(record["separate_runs_s"]) == record["variants"] >= 2
