@@ -36,6 +36,7 @@ class DreamRequest:
     image: Image.Image
     params: DreamParams
     max_side: int | None = None
+    frame_every: int | None = None  # keep animation frames (DreamResult.frames); None: none
 
 
 class DreamFailed(Exception):
@@ -125,6 +126,7 @@ class LocalExecutor:
                 on_progress=report,
                 cancel=cancel,
                 max_side=request.max_side,
+                frame_every=request.frame_every,
             )
 
         future = loop.run_in_executor(self._pool, work)

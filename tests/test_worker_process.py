@@ -336,7 +336,9 @@ class OutOfMemoryEngine:
         self.spec = SimpleNamespace(min_side=75)
         self.calls: list[tuple[int | None, int | None]] = []  # (max_side, tile_size)
 
-    def dream(self, image, params, on_progress, cancel, max_side, tile_size=None) -> DreamResult:
+    def dream(
+        self, image, params, on_progress, cancel, max_side, tile_size=None, frame_every=None
+    ) -> DreamResult:
         self.calls.append((max_side, self.tile_size if tile_size is None else tile_size))
         if len(self.calls) <= self.failures:
             raise self.error("out of memory")
