@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 from dream_engine.errors import UserError
 from dream_engine.models import MODELS, weights_source
-from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams, parse_layers
+from dream_engine.params import (
+    DEFAULT_TILE_SIZE,
+    PRECISIONS,
+    DreamParams,
+    parse_channels,
+    parse_layers,
+)
 from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset, list_presets
 
 if TYPE_CHECKING:
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_SIDE = 1024
 EXIT_USER_ERROR = 2
+GIF_LIMIT_BYTES = 25 * 2**20  # --gif: what Discord takes from boosted servers and Nitro
+GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="imagenet (Keras download cache), random (untrained, for trying the pipeline) or "
         "a weights file path; default $DREAM_WEIGHTS or imagenet",
     )
-    parser.add_argument("--layers", help="layer weights, e.g. mixed3=0.5,mixed4=1")
+    parser.add_argument(
+        "--layers", help="layer weights, e.g. mixed3=0.5,mixed4=1 (none: channels/target only)"
+    )
+    parser.add_argument(
+        "--channels", help="single channels to dream, layer:channel[=weight], e.g. mixed4:97"
+    )
+    parser.add_argument(
+        "--target", help='a class to dream towards, e.g. "golden retriever" (or its number)'
+    )
+    parser.add_argument(
+        "--target-weight", type=float, help="the class's share of each step against the layers"
+    )
+    parser.add_argument(
+        "--head-weights",
+        default=os.environ.get("DREAM_HEAD_WEIGHTS") or None,
+        help="with-classifier weights file for --target (default $DREAM_HEAD_WEIGHTS, else "
+        "the Keras download)",
+    )
     parser.add_argument("--step", type=float, help="gradient step size, in (0, 1]")
     parser.add_argument("--octaves", type=int, help="number of octaves, 1..10")
     parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, (1, 3]")
@@ -63,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"scale the input down to this longest side first (default {DEFAULT_MAX_SIDE})",
     )
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
+    parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -100,14 +126,19 @@ def resolve_params(args: argparse.Namespace) -> DreamParams:
     preset = get_preset(args.preset or default_preset_for(args.model))
     params = preset.params
     if args.model and args.model != params.model:
-        if args.preset or not args.layers:
+        if args.preset or not (args.layers or args.channels or args.target):
             raise UserError(
                 f"model: preset '{preset.name}' is for {params.model}; pick a preset for "
-                f"{args.model} (see --list-presets) or give --layers."
+                f"{args.model} (see --list-presets) or give --layers, --channels or --target."
             )
-        params = DreamParams(**{**params.to_dict(), "model": args.model, "layers": {}})
+        params = DreamParams(
+            **{**params.to_dict(), "model": args.model, "layers": {}, "channels": {}}
+        )
     return params.replace(
         layers=parse_layers(args.layers) if args.layers else None,
+        channels=parse_channels(args.channels) if args.channels else None,
+        target=args.target,
+        target_weight=args.target_weight,
         step=args.step,
         octaves=args.octaves,
         octave_scale=args.octave_scale,
@@ -119,6 +150,7 @@ def resolve_params(args: argparse.Namespace) -> DreamParams:
 
 
 def _dream(args: argparse.Namespace) -> int:
+    from dream_engine.animation import suggest_frame_every
     from dream_engine.images import load_image_file
 
     params = resolve_params(args)
@@ -136,10 +168,15 @@ def _dream(args: argparse.Namespace) -> int:
         seed=params.seed,
         precision=args.precision,
         tile_size=args.tile_size or None,
+        head_weights=args.head_weights,
     )
+    frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
     with _ProgressBar() as bar:
-        result = engine.dream(image, params, on_progress=bar.update, max_side=args.max_side)
+        result = engine.dream(
+            image, params, on_progress=bar.update, max_side=args.max_side, frame_every=frame_every
+        )
     _save(result.image, output)
+    gif_bytes = _save_gif(result.frames, args.gif) if args.gif else 0
     if args.gallery:
         args.gallery.mkdir(parents=True, exist_ok=True)
         total = len(result.octaves)
@@ -147,10 +184,14 @@ def _dream(args: argparse.Namespace) -> int:
             name = f"octave-{index}-of-{total}-{octave.width}x{octave.height}.png"
             octave.save(args.gallery / name)
     notes = "".join(f"; {note}" for note in result.notes)
+    target = params.target_class()
+    aim = f", towards {target[1]} ({target[0]})" if target else ""
     print(
-        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}, "
+        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}{aim}, "
         f"{result.seconds:.1f} s{notes})"
     )
+    if args.gif:
+        print(f"wrote {args.gif} ({gif_bytes / 2**20:.1f} MiB)")
     return 0
 
 
@@ -160,6 +201,19 @@ def _save(image: Image.Image, output: Path) -> None:
         image.save(output)
     except (OSError, ValueError) as error:
         raise UserError(f"Could not write {output}: {error}.") from None
+
+
+def _save_gif(frames: list[Image.Image], path: Path) -> int:
+    """Write the animation (within `GIF_LIMIT_BYTES`); its size in bytes."""
+    from dream_engine.animation import encode_gif_to_fit
+
+    try:
+        data = encode_gif_to_fit(frames, GIF_LIMIT_BYTES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Could not write {path}: {error}.") from None
+    return len(data)
 
 
 def _default_output(source: Path) -> Path:

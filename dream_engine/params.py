@@ -162,9 +162,11 @@ class DreamParams:
 
 
 def parse_layers(text: str) -> dict[str, float]:
-    """Parse `mixed3=0.5,mixed4=1` (a bare name means weight 1)."""
+    """Parse `mixed3=0.5,mixed4=1` (a bare name means weight 1); `none` for no layers."""
     if len(text) > 500:
         raise ParamError("layers: the list is too long (500 characters at most).")
+    if text.strip().casefold() == "none":  # channels or a target alone
+        return {}
     layers: dict[str, float] = {}
     for part in filter(None, (chunk.strip() for chunk in text.split(","))):
         name, sep, value = part.partition("=")
