@@ -34,8 +34,8 @@ MAX_ATTEMPTS = 24
 
 
 def suggest_frame_every(params: DreamParams, frames: int = 48) -> int:
-    """Steps between frames for about `frames` frames across the whole dream."""
-    return max(1, round(params.octaves * params.iterations / max(1, frames)))
+    """Steps between frames for at most about `frames` frames across the whole dream."""
+    return max(1, math.ceil(params.octaves * params.iterations / max(1, frames)))
 
 
 def encode_gif(

@@ -41,12 +41,14 @@ MAX_CHANNELS = 64  # channel objectives in one dream
 class DreamParams:
     """How to dream: the objective and the octave gradient-ascent schedule.
 
-    The objective is a weighted sum; any of its three kinds may be left out, but
-    not all: whole `layers` (DeepDream's mean squared activation), single
-    `channels` ("layer:channel" -> weight, their mean activation: what that one
-    feature detector looks for) and a `target` class (its pre-softmax logit times
-    `target_weight`). `max_loss` caps the layer and channel part only: a class
-    logit keeps climbing as the class appears and would end octaves at once.
+    The objective has three kinds of term; any may be left out, but not all:
+    whole `layers` (DeepDream's mean squared activation), single `channels`
+    ("layer:channel" -> weight; their mean activation, what that one feature
+    detector looks for, where a square would also reward driving it negative)
+    and a `target` class (its pre-softmax logit). The logit's gradient and the
+    others' are normalised apart, so `target_weight` is the class's share of each
+    step, whatever the model. `max_loss` caps the layer and channel terms only:
+    a logit keeps climbing as the class appears and would end octaves at once.
     """
 
     layers: Mapping[str, float] = field(default_factory=lambda: {"mixed4": 1.0})
