@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from dream_engine.errors import UserError
 from dream_engine.models import MODELS, weights_source
-from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams, parse_layers
+from dream_engine.params import (
+    DEFAULT_TILE_SIZE,
+    PRECISIONS,
+    DreamParams,
+    parse_channels,
+    parse_layers,
+)
 from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset, list_presets
 
 if TYPE_CHECKING:
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_SIDE = 1024
 EXIT_USER_ERROR = 2
 SUBCOMMANDS = ("compare", "layers", "kinds")  # a first argument naming one picks it
+GIF_LIMIT_BYTES = 25 * 2**20  # --gif: what Discord takes from boosted servers and Nitro
+GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(parser)
     add_engine_flags(parser, DEFAULT_MAX_SIDE)
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
+    parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
     return parser
 
 
 def add_param_flags(
     parser: argparse.ArgumentParser,
-    layers_help: str = "layer weights, e.g. mixed3=0.5,mixed4=1",
+    layers_help: str = "layer weights, e.g. mixed3=0.5,mixed4=1 (none: channels/target only)",
 ) -> None:
     """What a dream looks like: a preset and the flags that override it (shared by every
     command, so an experiment in one carries over to the others and to the bot)."""
@@ -62,6 +71,15 @@ def add_param_flags(
     )
     parser.add_argument("--model", choices=sorted(MODELS), help="network (default: the preset's)")
     parser.add_argument("--layers", help=layers_help)
+    parser.add_argument(
+        "--channels", help="single channels to dream, layer:channel[=weight], e.g. mixed4:97"
+    )
+    parser.add_argument(
+        "--target", help='a class to dream towards, e.g. "golden retriever" (or its number)'
+    )
+    parser.add_argument(
+        "--target-weight", type=float, help="the class's share of each step against the layers"
+    )
     parser.add_argument("--step", type=float, help="gradient step size, in (0, 1]")
     parser.add_argument("--octaves", type=int, help="number of octaves, 1..10")
     parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, (1, 3]")
@@ -78,6 +96,12 @@ def add_engine_flags(parser: argparse.ArgumentParser, max_side: int) -> None:
         default=os.environ.get("DREAM_WEIGHTS", "imagenet"),
         help="imagenet (Keras download cache), random (untrained, for trying the pipeline) or "
         "a weights file path; default $DREAM_WEIGHTS or imagenet",
+    )
+    parser.add_argument(
+        "--head-weights",
+        default=os.environ.get("DREAM_HEAD_WEIGHTS") or None,
+        help="with-classifier weights file for --target (default $DREAM_HEAD_WEIGHTS, else "
+        "the Keras download)",
     )
     parser.add_argument(
         "--max-side",
@@ -133,12 +157,14 @@ def resolve_params(args: argparse.Namespace) -> DreamParams:
     preset = get_preset(args.preset or default_preset_for(args.model))
     params = preset.params
     if args.model and args.model != params.model:
-        if args.preset or not args.layers:
+        if args.preset or not (args.layers or args.channels or args.target):
             raise UserError(
                 f"model: preset '{preset.name}' is for {params.model}; pick a preset for "
-                f"{args.model} (see --list-presets) or give --layers."
+                f"{args.model} (see --list-presets) or give --layers, --channels or --target."
             )
-        params = DreamParams(**{**params.to_dict(), "model": args.model, "layers": {}})
+        params = DreamParams(
+            **{**params.to_dict(), "model": args.model, "layers": {}, "channels": {}}
+        )
     return params.replace(**param_overrides(args))
 
 
@@ -146,6 +172,9 @@ def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The parameters given as flags (None where not given: the preset's value stays)."""
     return {
         "layers": parse_layers(args.layers) if args.layers else None,
+        "channels": parse_channels(args.channels) if args.channels else None,
+        "target": args.target,
+        "target_weight": args.target_weight,
         "step": args.step,
         "octaves": args.octaves,
         "octave_scale": args.octave_scale,
@@ -173,10 +202,12 @@ def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
         seed=params.seed,
         precision=args.precision,
         tile_size=args.tile_size or None,
+        head_weights=args.head_weights,
     )
 
 
 def _dream(args: argparse.Namespace) -> int:
+    from dream_engine.animation import suggest_frame_every
     from dream_engine.images import load_image_file
 
     params = resolve_params(args)
@@ -184,9 +215,13 @@ def _dream(args: argparse.Namespace) -> int:
     image = load_image_file(args.input)
     output = Path(args.output) if args.output else _default_output(Path(args.input))
     engine = build_engine(args, params)
+    frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
     with ProgressBar() as bar:
-        result = engine.dream(image, params, on_progress=bar.update, max_side=args.max_side)
+        result = engine.dream(
+            image, params, on_progress=bar.update, max_side=args.max_side, frame_every=frame_every
+        )
     save_image(result.image, output)
+    gif_bytes = _save_gif(result.frames, args.gif) if args.gif else 0
     if args.gallery:
         args.gallery.mkdir(parents=True, exist_ok=True)
         total = len(result.octaves)
@@ -194,10 +229,14 @@ def _dream(args: argparse.Namespace) -> int:
             name = f"octave-{index}-of-{total}-{octave.width}x{octave.height}.png"
             octave.save(args.gallery / name)
     notes = "".join(f"; {note}" for note in result.notes)
+    target = params.target_class()
+    aim = f", towards {target[1]} ({target[0]})" if target else ""
     print(
-        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}, "
+        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}{aim}, "
         f"{result.seconds:.1f} s{notes})"
     )
+    if args.gif:
+        print(f"wrote {args.gif} ({gif_bytes / 2**20:.1f} MiB)")
     return 0
 
 
@@ -207,6 +246,19 @@ def save_image(image: Image.Image, output: Path) -> None:
         image.save(output)
     except (OSError, ValueError) as error:
         raise UserError(f"Could not write {output}: {error}.") from None
+
+
+def _save_gif(frames: list[Image.Image], path: Path) -> int:
+    """Write the animation (within `GIF_LIMIT_BYTES`); its size in bytes."""
+    from dream_engine.animation import encode_gif_to_fit
+
+    try:
+        data = encode_gif_to_fit(frames, GIF_LIMIT_BYTES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Could not write {path}: {error}.") from None
+    return len(data)
 
 
 def _default_output(source: Path) -> Path:

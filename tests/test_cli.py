@@ -52,6 +52,20 @@ def test_dream_with_gallery_and_overrides(tmp_path, photo):
     ]
 
 
+def test_a_targeted_channel_dream_with_a_progress_gif(tmp_path, photo):
+    output, gif = tmp_path / "dream.png", tmp_path / "anim" / "dream.gif"
+    result = run_cli(
+        str(photo), "-o", str(output), "--model", "dogs", "--target", "PUG", "--target-weight",
+        "2", "--channels", "block_9_add:5,block_12_add:7=0.5", "--iterations", "4",
+        "--octaves", "2", "--max-side", "120", "--gif", str(gif),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "towards Pug (14)" in result.stdout and f"wrote {gif}" in result.stdout
+    with Image.open(gif) as animation:
+        assert animation.is_animated and animation.n_frames > 2
+        assert animation.size == (120, 80)
+
+
 def test_list_presets_prints_names_models_and_descriptions():
     result = run_cli("--list-presets")
     assert result.returncode == 0
@@ -74,6 +88,13 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--max-loss", "nan"], "max_loss"),
         (["{photo}", "--model", "vgg19"], "give --layers"),
         (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
+        (["{photo}", "--target", "golden retreiver"], "did you mean golden retriever"),
+        (["{photo}", "--target", "x" * 500], "target: at most 100 characters"),
+        (["{photo}", "--target", "tench", "--target-weight", "nan"], "target_weight must be"),
+        (["{photo}", "--model", "vgg19", "--target", "tench"], "vgg19 has no class head"),
+        (["{photo}", "--channels", "mixed4:900"], "mixed4 has 768 channels (0-767); got 900"),
+        (["{photo}", "--channels", "mixed4"], "'mixed4' is not layer:channel"),
+        (["{photo}", "--layers", "none"], "at least one layer"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, photo, args, words):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine import DreamEngine, ParamError, load_preset
+from dream_engine.engine import _Objective
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +22,13 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def test_tiles_cover_every_pixel_up_to_the_last_row_and_column(tiled_dogs, dogs_engine):
     """A common bug skips the last partial row or column of tiles."""
-    layers, weights = ("block_6_project_BN",), tf.constant([1.0])
+    layers = ("block_6_project_BN",)
+    weights = _Objective(tf.constant([1.0]), tf.zeros([0]), tf.constant(0), tf.constant(0.0))
     img = tf.random.stateless_uniform([250, 230, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
     tiled = tiled_dogs._stepper(layers, tiled_dogs.tile_size)
     assert [int(v) for v in tiled._tiling(tf.constant(250))] == [96, 3]  # on the 32-px grid
-    grads, loss = tiled._gradients(img, weights)
-    whole_grads, whole_loss = dogs_engine._stepper(layers, None)._gradients(
+    grads, loss, _ = tiled._gradients(img, weights)
+    whole_grads, whole_loss, _ = dogs_engine._stepper(layers, None)._gradients(
         img, weights
     )  # one tile
     reached = np.abs(grads.numpy()).sum(axis=2) > 0

@@ -14,6 +14,10 @@ def test_every_registered_layer_exists_in_its_network():
         backbone = load_backbone(name, "random")
         present = {layer.name for layer in backbone.layers}
         assert set(MODELS[name].layers) <= present, name
+        # The widths channel objectives are validated against, without TensorFlow.
+        widths = [backbone.get_layer(layer).output.shape[-1] for layer in MODELS[name].layers]
+        assert tuple(widths) == MODELS[name].layer_widths, name
+    assert MODELS["dogs"].layer_widths == MODELS["mobilenetv2"].layer_widths
 
 
 def test_dogs_backbone_carries_the_trained_weights_at_any_size(dogs_engine):

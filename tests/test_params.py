@@ -7,6 +7,7 @@ import math
 import pytest
 
 from dream_engine import DreamParams, ParamError, parse_layers
+from dream_engine.params import parse_channels
 
 GOOD = DreamParams(layers={"mixed4": 1.0})
 
@@ -97,3 +98,56 @@ def test_parse_layers():
             parse_layers(bad)
     with pytest.raises(ParamError, match="too long"):
         parse_layers("mixed3=1," * 100)
+
+
+def test_channels_are_checked_against_the_layer_widths():
+    params = DreamParams(layers={}, channels={"mixed4:97": 1.0, "mixed3:0": 0.5}).validate()
+    assert params.active_channels() == {"mixed3": {0: 0.5}, "mixed4": {97: 1.0}}  # depth order
+    assert DreamParams(model="dogs", layers={}, channels={"out_relu:1279": 1}).validate()
+    for channels, words in [
+        ({"mixed4:768": 1.0}, "channels: mixed4 has 768 channels (0-767); got 768."),
+        ({"mixed0:256": 1.0}, "mixed0 has 256 channels (0-255)"),
+        ({"mixed4:" + "9" * 60: 1.0}, "has 768 channels"),
+        ({"mixed42:1": 1.0}, "'mixed42' is not a layer of inceptionv3"),
+        ({"mixed4": 1.0}, "'mixed4' is not layer:channel"),
+        ({"mixed4:-1": 1.0}, "is not layer:channel"),
+        ({"mixed4:1.5": 1.0}, "is not layer:channel"),
+        ({"mixed4:1": math.nan}, "the weight of mixed4:1 must be between 0 and"),
+        ({"mixed4:1": -2.0}, "between 0 and"),
+        ({"mixed4:1": "1"}, "must be a number"),
+        ({f"mixed4:{i}": 1.0 for i in range(65)}, "at most 64"),
+        ({"mixed4:1": 0.0}, "at least one layer or channel needs a weight above 0"),
+    ]:
+        with pytest.raises(ParamError) as error:
+            DreamParams(layers={}, channels=channels).validate()
+        assert words in str(error.value)
+        assert len(str(error.value)) < 200
+
+
+def test_an_objective_may_be_layers_channels_or_a_target_but_not_nothing():
+    DreamParams(layers={"mixed4": 1.0}, channels={"mixed5:12": 1.0}, target="tench").validate()
+    DreamParams(layers={}, target="tench").validate()
+    DreamParams(layers={"mixed4": 0.0}, channels={"mixed5:3": 1.0}).validate()
+    with pytest.raises(ParamError, match="at least one layer"):
+        DreamParams(layers={}, channels={}).validate()
+    # Presets' layers stay when a target is added; an empty mapping drops them.
+    with_target = GOOD.replace(target="golden retriever", target_weight=2.5)
+    assert with_target.active_layers() == {"mixed4": 1.0}
+    assert with_target.replace(layers={}).active_layers() == {}
+    assert with_target.differences(GOOD) == {"target": "golden retriever", "target_weight": 2.5}
+    assert DreamParams(**with_target.to_dict()) == with_target  # crosses processes as a dict
+
+
+def test_parse_channels():
+    assert parse_channels("mixed4:97, mixed5:12=0.5") == {"mixed4:97": 1.0, "mixed5:12": 0.5}
+    assert parse_channels(" mixed4 : 7 ") == {"mixed4:7": 1.0}
+    for bad, words in [
+        ("mixed4", "not layer:channel"),
+        ("mixed4:x", "not layer:channel"),
+        (":3", "not layer:channel"),
+        ("mixed4:3=lots", "not a number"),
+        (" , ", "at least one"),
+        ("mixed4:1," * 100, "too long"),
+    ]:
+        with pytest.raises(ParamError, match=words):
+            parse_channels(bad)

@@ -122,3 +122,33 @@ def test_a_broken_file_does_not_hide_the_others(tmp_path):
 def test_preset_names_with_path_characters_are_refused(name):
     with pytest.raises(ParamError, match="not a preset name"):
         load_preset(name)
+
+
+def test_presets_may_aim_at_a_class_and_at_channels(tmp_path):
+    write(
+        tmp_path,
+        "aimed",
+        'target = "Golden_Retriever"\ntarget_weight = 2.0\n[layers]\n'
+        '[channels]\n"mixed4:97" = 1.0\n',
+    )
+    params = load_preset("aimed", tmp_path)
+    assert params.target_class() == (207, "golden retriever")
+    assert (params.target_weight, dict(params.layers)) == (2.0, {})
+    assert params.active_channels() == {"mixed4": {97: 1.0}}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('target = "golden retreiver"\n', "bad.toml: target: no class 'golden retreiver'"),
+        ("target = true\n", "bad.toml: target must be a class name"),
+        ('target = "tench"\ntarget_weight = -1\n', "bad.toml: target_weight must be in"),
+        ('channels = "mixed4:97"\n', "bad.toml: channels must be a table"),
+        ('[channels]\n"mixed4:900" = 1\n', "bad.toml: channels: mixed4 has 768 channels"),
+    ],
+)
+def test_target_and_channel_mistakes_name_the_file_and_the_key(tmp_path, text, words):
+    write(tmp_path, "bad", text)
+    with pytest.raises(ParamError) as error:
+        load_preset("bad", tmp_path)
+    assert words in str(error.value)

@@ -34,6 +34,7 @@ from dream_engine.worker_process import (
     DreamTimedOut,
     ProcessExecutor,
     WorkerCrashed,
+    _decode_result,
     _Done,
     _encode_job,
     _Failed,
@@ -109,6 +110,17 @@ async def test_a_dream_comes_back_whole_with_progress_in_order_on_the_loop(execu
     assert result.seconds > 0
     assert seen == sorted(seen)
     assert seen[-1] == (3, 10)
+
+
+@module_loop
+async def test_animation_frames_come_back_from_the_worker(executor):
+    params = FAST.replace(octaves=2, iterations=4)
+    request = DreamRequest(noise(200, 160), params, frame_every=2)
+    result = await asyncio.wait_for(executor.submit(request, ignore, threading.Event()), WAIT)
+    assert len(result.frames) == 1 + 2 * 2  # the photo, then step 2 and the end of each octave
+    assert all(frame.size == (200, 160) and frame.mode == "RGB" for frame in result.frames)
+    assert np.array_equal(np.asarray(result.frames[-1]), np.asarray(result.image))
+    assert (await dream(executor, params)).frames == []  # only when asked for
 
 
 @module_loop
@@ -336,7 +348,9 @@ class OutOfMemoryEngine:
         self.spec = SimpleNamespace(min_side=75)
         self.calls: list[tuple[int | None, int | None]] = []  # (max_side, tile_size)
 
-    def dream(self, image, params, on_progress, cancel, max_side, tile_size=None) -> DreamResult:
+    def dream(
+        self, image, params, on_progress, cancel, max_side, tile_size=None, frame_every=None
+    ) -> DreamResult:
         self.calls.append((max_side, self.tile_size if tile_size is None else tile_size))
         if len(self.calls) <= self.failures:
             raise self.error("out of memory")
@@ -361,6 +375,24 @@ def test_out_of_memory_is_retried_once_smaller_with_a_note(error):
     assert isinstance(outcome, _Done)
     assert engine.calls == [(900, None), (630, None)]
     assert outcome.notes == ["ran at 630 px: the first try ran out of memory"]
+
+
+def test_frames_cross_the_pipe_as_png_and_back():
+    frames = [noise(64, 48), Image.new("RGB", (64, 48), (9, 99, 199))]
+
+    class FramesEngine(OutOfMemoryEngine):
+        def dream(self, image, params, *args, frame_every=None, **options) -> DreamResult:
+            result = super().dream(image, params, *args, **options)
+            result.frames = frames if frame_every else []
+            return result
+
+    engine = FramesEngine(failures=0, error=MemoryError, tile_size=None)
+    job = _encode_job(DreamRequest(noise(64, 48), FAST, frame_every=3))
+    done = run_job(engine, job, lambda: False, lambda message: None)
+    assert isinstance(done, _Done) and all(isinstance(data, bytes) for data in done.frames)
+    result = _decode_result(done, FAST)
+    for sent, received in zip(frames, result.frames, strict=True):
+        assert np.array_equal(np.asarray(sent), np.asarray(received))
 
 
 def test_out_of_memory_when_tiled_retries_with_smaller_tiles():
