@@ -31,7 +31,7 @@ from dream_engine.sources import ImageSourceStore
 
 log = logging.getLogger("dreambot")
 
-EXTENSIONS = ("cogs.dream", "cogs.queue", "cogs.admin")
+EXTENSIONS = ("cogs.dream", "cogs.compare", "cogs.queue", "cogs.admin")
 EXECUTORS = ("process", "thread")
 MIB = 1024 * 1024
 
@@ -61,6 +61,8 @@ class Settings:
     download_timeout: float = 30.0
     executor: str = "process"  # process: the engine in a supervised worker; thread: in-process
     job_timeout: float | None = None  # seconds a dream may run before its worker is stopped
+    max_variants: int = 8  # most dreams one /compare may ask for
+    head_weights: str | None = None  # with-classifier weights file for target: dreams
     shutdown_grace: float = 30.0  # seconds a running dream may finish at shutdown before pausing
     worker_recycle: int = 100  # jobs per worker process before a fresh one replaces it
     precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
@@ -125,6 +127,8 @@ class Settings:
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
             executor=executor,
             job_timeout=number("DREAM_JOB_TIMEOUT", 0, float) or None,
+            max_variants=int(number("DREAM_MAX_VARIANTS", cls.max_variants)),
+            head_weights=env.get("DREAM_HEAD_WEIGHTS", "").strip() or None,
             shutdown_grace=number("DREAM_SHUTDOWN_GRACE", cls.shutdown_grace, float),
             worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),
             precision=precision,
@@ -197,6 +201,7 @@ def build_executor(settings: Settings) -> Executor:
         weights=settings.weights,
         precision=settings.precision,
         tile_size=settings.tile_size,
+        head_weights=settings.head_weights,
         warm_up=load_preset(default_preset_for(settings.model)),
     )
     if settings.executor == "thread":

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from dream_engine.classes import has_classes, search
 from dream_engine.presets import list_presets
 
 if TYPE_CHECKING:
@@ -51,6 +52,15 @@ def preset_choices(bot: DreamBot, current: str) -> list[app_commands.Choice[str]
         app_commands.Choice(name=f"{preset.name}: {preset.description}"[:100], value=preset.name)
         for preset in (by_name + by_text)[:25]
     ]
+
+
+def target_choices(bot: DreamBot, current: str) -> list[app_commands.Choice[str]]:
+    """Classes of this bot's model for `target:`, matched leniently (none if it has no head)."""
+    model = bot.executor.model_name
+    if not has_classes(model):
+        return []
+    names = search(model, current)
+    return [app_commands.Choice(name=name[:100], value=name[:100]) for name in names]
 
 
 NO_MENTIONS = discord.AllowedMentions.none()

@@ -21,7 +21,8 @@ import contextlib
 import io
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -36,16 +37,19 @@ from cogs.common import (
     preset_choices,
     presets_for,
     progress_bar,
+    target_choices,
 )
 from cogs.replies import JobReply
+from dream_engine.animation import encode_gif_to_fit, suggest_frame_every
 from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
 from dream_engine.executor import DreamFailed, DreamRequest
 from dream_engine.images import check_upload, decode_image, encode_to_fit
 from dream_engine.job_store import JobRecord
 from dream_engine.jobs import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
-from dream_engine.params import DreamParams, parse_layers
+from dream_engine.params import DreamParams, parse_channels, parse_layers
 from dream_engine.presets import DEFAULT_PRESET, Preset, get_preset
 from dream_engine.sources import ImageSource
+from dream_engine.sweeps import Variant
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
 FILES_PER_MESSAGE = 10
+GIF_FRAMES = 48  # animate:true: about this many frames across the whole dream
 GOODBYE_GRACE = 10.0  # seconds paused dreams get to say so at shutdown
 NOT_SAVED = "⚠️ I could not save this dream, so it was not queued. Please try again."
 
@@ -93,6 +98,13 @@ class DreamJob:
     def params(self) -> DreamParams:
         return self.record.params
 
+    @property
+    def what(self) -> str:
+        """The job in a few words, for its messages."""
+        if self.record.variants:
+            return f"a comparison of {len(self.record.variants)} (**{self.preset}**)"
+        return f"**{self.preset}**"
+
 
 @dataclass(frozen=True)
 class _Accepted:
@@ -102,6 +114,12 @@ class _Accepted:
     params: DreamParams
     max_side: int
     limits: GuildLimits
+    variants: tuple[Variant, ...] = ()
+
+
+#: Makes a comparison's variants from the preset and the member's parameters (/compare,
+#: /layers); raises `ParamError` for text that does not parse, before anything is queued.
+VariantMaker = Callable[[Preset, DreamParams], list[Variant]]
 
 
 class CancelButton(
@@ -272,8 +290,11 @@ class DreamCog(commands.Cog):
         step="Gradient step size (0.0001-1), overrides the preset",
         iterations="Steps per octave (1-1000), overrides the preset",
         max_loss="Stop an octave once its loss passes this",
-        layers="Layer weights, e.g. mixed3=0.5,mixed4=1",
+        layers="Layer weights, e.g. mixed3=0.5,mixed4=1 (none: only channels or a target)",
         seed="Random seed (same seed, same dream)",
+        target="A class to make the network find, e.g. golden retriever",
+        channels="Single feature channels to dream, e.g. mixed4:97,mixed5:12",
+        animate="Also post a GIF of the dream forming",
     )
     async def dream(
         self,
@@ -288,10 +309,14 @@ class DreamCog(commands.Cog):
         max_loss: app_commands.Range[float, 0.001, 1000000.0] | None = None,
         layers: app_commands.Range[str, 1, 500] | None = None,
         seed: app_commands.Range[int, 0, 2147483647] | None = None,
+        target: app_commands.Range[str, 1, 100] | None = None,
+        channels: app_commands.Range[str, 1, 500] | None = None,
+        animate: bool = False,
     ) -> None:
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
             "iterations": iterations, "max_loss": max_loss, "seed": seed, "layers": layers,
+            "target": target, "channels": channels,
         }  # fmt: skip
         source = ImageSource.unsaved(
             url=image.url, filename=image.filename, size=image.size,
@@ -309,12 +334,17 @@ class DreamCog(commands.Cog):
             )
             return
         await self.start(
-            interaction, source, preset_name=preset, overrides=overrides, gallery=gallery
-        )
+            interaction, source, preset_name=preset, overrides=overrides, gallery=gallery,
+            animate=animate,
+        )  # fmt: skip
 
     @dream.autocomplete("preset")
     async def _preset_autocomplete(self, interaction: discord.Interaction, current: str):
         return preset_choices(self.bot, current)
+
+    @dream.autocomplete("target")
+    async def _target_autocomplete(self, interaction: discord.Interaction, current: str):
+        return target_choices(self.bot, current)
 
     async def dream_this(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Message context menu: pick a preset for an image someone posted."""
@@ -350,6 +380,7 @@ class DreamCog(commands.Cog):
         source: ImageSource,
         preset_name: str | None,
         overrides: dict[str, Any],
+        variants: VariantMaker | None = None,
     ) -> _Accepted | None:
         """Refuse at once (ephemeral) what needs no download; else what the job will run with."""
         try:
@@ -371,7 +402,10 @@ class DreamCog(commands.Cog):
                 )
             if isinstance(overrides.get("layers"), str):
                 overrides = {**overrides, "layers": parse_layers(overrides["layers"])}
+            if isinstance(overrides.get("channels"), str):
+                overrides = {**overrides, "channels": parse_channels(overrides["channels"])}
             params = preset.params.replace(**overrides)
+            made = tuple(variants(preset, params)) if variants else ()
             check_upload(
                 source.size,
                 source.content_type,
@@ -388,7 +422,7 @@ class DreamCog(commands.Cog):
             )
             return None
         max_side = settings.max_side if settings else self.bot.settings.max_side
-        return _Accepted(preset, params, max_side, limits)
+        return _Accepted(preset, params, max_side, limits, made)
 
     async def start(
         self,
@@ -398,8 +432,12 @@ class DreamCog(commands.Cog):
         preset_name: str,
         overrides: dict[str, Any],
         gallery: bool = False,
+        animate: bool = False,
+        variants: VariantMaker | None = None,
+        title: str | None = None,
     ) -> None:
-        checked = await self._precheck(interaction, source, preset_name, overrides)
+        """Accept a dream (or, with `variants`, a comparison in one grid) and queue it."""
+        checked = await self._precheck(interaction, source, preset_name, overrides, variants)
         if checked is None:
             return
         await interaction.response.defer(thinking=True)
@@ -423,6 +461,7 @@ class DreamCog(commands.Cog):
             return
         # The payload needs the id `submit` chose; no await in between, so no worker sees None.
         record = self._record(job, interaction, checked, source, gallery)
+        record = replace(record, title=title, animate=animate)
         job.payload = DreamJob(record, JobReply(self.bot, record))
         try:
             await self.bot.jobs.add(record, data)
@@ -452,7 +491,7 @@ class DreamCog(commands.Cog):
             token_expires_at=time.time() + self.bot.settings.interaction_lifetime,
             upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
             changed=checked.params.differences(checked.preset.params), gallery=gallery,
-            source_id=source.id, max_side=checked.max_side,
+            source_id=source.id, max_side=checked.max_side, variants=checked.variants,
         )  # fmt: skip
 
     async def _download(self, source: ImageSource) -> bytes:
@@ -481,7 +520,7 @@ class DreamCog(commands.Cog):
         back = " (back after a restart)" if dream_job.resumed else ""
         await self._edit(
             dream_job,
-            content=f"🌙 Queued with **{dream_job.preset}**: {waiting}{back}.",
+            content=f"🌙 Queued {dream_job.what}: {waiting}{back}.",
             view=self._cancel_view(dream_job),
         )
 
@@ -553,12 +592,12 @@ class DreamCog(commands.Cog):
         await self.bot.jobs.mark_running(job.id)
         await self._edit(
             dream_job,
-            content=f"🌀 Dreaming with **{dream_job.preset}**…",
+            content=f"🌀 Dreaming {dream_job.what}…",
             view=self._cancel_view(dream_job),
         )
         try:
             image = await self._saved_image(job.id)
-            request = DreamRequest(image, dream_job.params, dream_job.record.max_side)
+            request = self._request(dream_job, image)
             result = await self.bot.executor.submit(
                 request, lambda progress: self._on_progress(job, progress), job.cancel_event
             )
@@ -575,6 +614,13 @@ class DreamCog(commands.Cog):
             self.bot.queue.finish(job.id, JobState.CANCELLED)
             raise
         return await self._deliver(job, result)
+
+    def _request(self, dream_job: DreamJob, image: Image.Image) -> DreamRequest:
+        record = dream_job.record
+        frames = suggest_frame_every(record.params, GIF_FRAMES) if record.animate else None
+        return DreamRequest(
+            image, record.params, record.max_side, frames, record.variants, record.title
+        )
 
     async def _saved_image(self, job_id: str) -> Image.Image:
         data = await self.bot.jobs.image(job_id)
@@ -612,9 +658,12 @@ class DreamCog(commands.Cog):
         elapsed = time.monotonic() - dream_job.started_at
         fraction = progress.fraction
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        variant = (
+            f"variant {progress.variant}/{progress.variants}, " if progress.variants > 1 else ""
+        )
         return (
-            f"🌀 Dreaming with **{dream_job.preset}**\n"
-            f"`{progress_bar(fraction)}` octave {progress.octave}/{progress.octaves}, "
+            f"🌀 Dreaming {dream_job.what}\n"
+            f"`{progress_bar(fraction)}` {variant}octave {progress.octave}/{progress.octaves}, "
             f"step {progress.step}/{progress.steps}\n"
             f"elapsed {duration(elapsed)}"
             + (f", about {duration(eta)} left" if eta is not None else "")
@@ -652,27 +701,59 @@ class DreamCog(commands.Cog):
                 return JobState.UNDELIVERABLE, f"reply and channel both refused: {error}"
         if record.gallery:
             await self._send_gallery(dream_job.reply.send, result, record.upload_limit)
+        if record.animate and result.frames:
+            await self._send_animation(dream_job.reply.send, result, record.upload_limit)
         return JobState.DONE, None
 
     async def _send_gallery(self, send: Any, result: DreamResult, limit: int) -> None:
-        """Every octave, labelled, in as few messages as the 10-file and 25 MiB limits allow."""
-        total = len(result.octaves)
+        """Every octave (or every variant of a comparison), labelled, in as few messages as
+        the 10-file and 25 MiB limits allow."""
+        if result.panels:
+            what, images = "Variants", [(_slug(caption), image) for caption, image in result.panels]
+        else:
+            what, images = "Octaves", [("", octave) for octave in result.octaves]
+        total = len(images)
         per_file = min(limit, REQUEST_BYTES // min(total, FILES_PER_MESSAGE))
         files = []
-        for index, octave in enumerate(result.octaves, start=1):
-            encoded = encode_to_fit(octave, per_file)
-            stem = f"octave-{index}-of-{total}-{octave.width}x{octave.height}"
+        for index, (label, image) in enumerate(images, start=1):
+            encoded = encode_to_fit(image, per_file)
+            name = "-".join(filter(None, [what[:-1].lower(), f"{index}-of-{total}", label]))
+            stem = f"{name}-{image.width}x{image.height}"
             files.append(discord.File(io.BytesIO(encoded.data), filename=encoded.filename(stem)))
         for first in range(0, total, FILES_PER_MESSAGE):
             batch = files[first : first + FILES_PER_MESSAGE]
-            last = first + len(batch)
-            await send(f"Octaves {first + 1}-{last} of {total}, smallest first", files=batch)
+            order = "in the grid's order" if result.panels else "smallest first"
+            await send(f"{what} {first + 1}-{first + len(batch)} of {total}, {order}", files=batch)
+
+    async def _send_animation(self, send: Any, result: DreamResult, limit: int) -> None:
+        """The dream forming, as a GIF within the upload limit (or a word on why not)."""
+        try:
+            data = await asyncio.to_thread(encode_gif_to_fit, result.frames, limit)
+        except ValueError as error:
+            await send(f"No animation: {error}.")
+            return
+        await send(
+            f"How it formed ({len(result.frames)} moments)",
+            file=discord.File(io.BytesIO(data), filename="dream-forming.gif"),
+        )
 
     def _result_embed(
         self, dream_job: DreamJob, result: DreamResult, scaled: bool
     ) -> discord.Embed:
-        embed = discord.Embed(title=f"Dream: {dream_job.preset}", colour=discord.Colour.purple())
+        record = dream_job.record
+        title = (
+            f"Comparison: {record.title or dream_job.preset}"
+            if record.variants
+            else f"Dream: {dream_job.preset}"
+        )
+        embed = discord.Embed(title=title[:256], colour=discord.Colour.purple())
         embed.add_field(name="Model", value=dream_job.params.model)
+        target = dream_job.params.target_class()
+        if target is not None:
+            embed.add_field(name="Target", value=target[1])
+        if record.variants:
+            captions = ", ".join(variant.caption for variant in record.variants)
+            embed.add_field(name=f"{len(record.variants)} variants", value=captions[:1024])
         embed.add_field(name="Size", value=f"{result.image.width}×{result.image.height}")
         embed.add_field(name="Time", value=duration(result.seconds))
         changed = {key: value for key, value in dream_job.record.changed.items() if key != "model"}
@@ -698,6 +779,11 @@ async def _settle(dream_job: DreamJob) -> None:
     """Let a progress edit in flight land first, so it cannot overwrite the final word."""
     if dream_job.edit_task is not None:
         await asyncio.gather(dream_job.edit_task, return_exceptions=True)
+
+
+def _slug(caption: str) -> str:
+    """A caption as a file-name part: letters, digits, dots and dashes."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in caption)[:40].strip("-")
 
 
 def _short(value: Any) -> str:

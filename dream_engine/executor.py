@@ -25,8 +25,9 @@ from dream_engine.params import DEFAULT_TILE_SIZE, DreamParams
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dream_engine.engine import DreamEngine
+    from dream_engine.engine import CancelFlag, DreamEngine
     from dream_engine.results import DreamResult, Progress
+    from dream_engine.sweeps import Variant
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,61 @@ class DreamRequest:
     params: DreamParams
     max_side: int | None = None
     frame_every: int | None = None  # keep animation frames (DreamResult.frames); None: none
+    # A comparison: each variant dreamed from the same image, one grid (`DreamResult.panels`).
+    variants: tuple[Variant, ...] = ()
+    title: str | None = None  # the grid's title; None: what the variants share
+
+
+def run_request(
+    engine: DreamEngine,
+    request: DreamRequest,
+    on_progress: Callable[[Progress], None] | None,
+    cancel: CancelFlag,
+    *,
+    max_side: int | None,
+    tile_size: int | None = None,
+) -> DreamResult:
+    """Run one request on an engine: a dream, or a comparison in one grid.
+
+    Every executor (thread, worker process, Ray) runs requests through here, so
+    a comparison is one queued job with one progress bar wherever it runs.
+    `max_side` and `tile_size` are the request's unless a retry after running
+    out of memory asks for less (`tile_size` only applies to a single dream).
+    """
+    from dream_engine.results import DreamResult
+    from dream_engine.sweeps import run_sweep
+
+    if not request.variants:
+        retry = {} if tile_size is None else {"tile_size": tile_size}
+        return engine.dream(
+            request.image,
+            request.params,
+            on_progress=on_progress,
+            cancel=cancel,
+            max_side=max_side,
+            frame_every=request.frame_every,
+            **retry,  # type: ignore[arg-type]
+        )
+
+    sweep = run_sweep(
+        engine,
+        request.image,
+        request.params,
+        request.variants,
+        on_progress,
+        cancel,
+        max_side,
+        title=request.title,
+    )
+    return DreamResult(
+        image=sweep.grid,
+        octaves=[],
+        losses=[],
+        params=request.params,
+        seconds=sweep.seconds,
+        notes=sweep.notes,
+        panels=sweep.images,
+    )
 
 
 class DreamFailed(Exception):
@@ -122,14 +178,7 @@ class LocalExecutor:
 
         def work() -> DreamResult:
             assert self._engine is not None, "start() the executor first"
-            return self._engine.dream(
-                request.image,
-                request.params,
-                on_progress=report,
-                cancel=cancel,
-                max_side=request.max_side,
-                frame_every=request.frame_every,
-            )
+            return run_request(self._engine, request, report, cancel, max_side=request.max_side)
 
         future = loop.run_in_executor(self._pool, work)
         try:

@@ -27,6 +27,7 @@ from dream_engine.database import open_database
 from dream_engine.errors import ParamError
 from dream_engine.jobs import JobState
 from dream_engine.params import DreamParams
+from dream_engine.sweeps import Variant
 
 __all__ = ["MAX_INTERRUPTIONS", "JobRecord", "JobStore", "Resumed"]
 
@@ -40,7 +41,7 @@ KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
-    " interruptions, accepted_at"
+    " interruptions, accepted_at, variants, title, animate"
 )
 
 
@@ -66,6 +67,9 @@ class JobRecord:
     state: JobState = JobState.QUEUED
     interruptions: int = 0
     accepted_at: float = field(default_factory=time.time)
+    variants: tuple[Variant, ...] = ()  # a comparison: one grid of these, from the same image
+    title: str | None = None  # the comparison's grid title
+    animate: bool = False  # also deliver a GIF of the dream forming
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,15 @@ class JobStore:
         now = time.time()
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" VALUES ({', '.join('?' * 23)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
                 job.preset, json.dumps(job.params.to_dict()), json.dumps(job.changed),
                 int(job.gallery), job.source_id, job.max_side, job.state.value,
-                job.interruptions, job.accepted_at, image, now,
+                job.interruptions, job.accepted_at,
+                json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
+                job.title, int(job.animate), image, now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -192,7 +198,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     (
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
-        max_side, state, interruptions, accepted_at,
+        max_side, state, interruptions, accepted_at, variants, title, animate,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -201,4 +207,9 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         params=DreamParams(**json.loads(params)).validate(), changed=json.loads(changed),
         gallery=bool(gallery), source_id=source_id, max_side=max_side,
         state=JobState(state), interruptions=interruptions, accepted_at=accepted_at,
+        variants=tuple(
+            Variant(caption, DreamParams(**fields).validate())
+            for caption, fields in json.loads(variants)
+        ),
+        title=title, animate=bool(animate),
     )  # fmt: skip

@@ -52,6 +52,9 @@ class DreamResult:
     # Animation frames, all at the final size, the photo first and the dream last: only
     # when asked for (`DreamEngine.dream(frame_every=...)`); see animation.py to encode.
     frames: list[Image.Image] = field(default_factory=list)
+    # A comparison (`DreamRequest.variants`): each variant's dream, captioned, at full size;
+    # `image` is then their labelled grid and `octaves`/`losses` are empty.
+    panels: list[tuple[str, Image.Image]] = field(default_factory=list)
 
     @property
     def stopped_early(self) -> list[bool]:

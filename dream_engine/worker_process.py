@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ModelUnavailableError, UserError
-from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig
+from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig, run_request
 from dream_engine.params import DreamParams
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class _Job:
     params: dict[str, Any]
     max_side: int | None
     frame_every: int | None = None
+    variants: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class _Done:
     notes: list[str]
     seconds: float
     frames: list[bytes] = dataclasses.field(default_factory=list)  # animation, if asked for
+    panels: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)  # a comparison's
 
 
 @dataclass(frozen=True)
@@ -171,26 +174,23 @@ def run_job(
         send(_ProgressEvent(dataclasses.asdict(progress)))
 
     try:
-        image = _from_png(job.png)
-        params = DreamParams(**job.params)
+        request = _decode_job(job)
+        image = request.image
         try:
-            result = engine.dream(
-                image, params, report, cancelled, job.max_side, frame_every=job.frame_every
-            )
+            result = run_request(engine, request, report, cancelled, max_side=job.max_side)
         except Exception as error:
             if not _is_out_of_memory(error):
                 raise
             retry = plan_oom_retry(image.size, job.max_side, engine.tile_size, engine.spec.min_side)
             log.warning("out of memory (%s); retrying at %s", type(error).__name__, retry.label)
             try:
-                result = engine.dream(
-                    image,
-                    params,
+                result = run_request(
+                    engine,
+                    request,
                     report,
                     cancelled,
-                    retry.max_side,
+                    max_side=retry.max_side,
                     tile_size=retry.tile_size,
-                    frame_every=job.frame_every,
                 )
             except Exception as again:
                 if not _is_out_of_memory(again):
@@ -215,6 +215,7 @@ def run_job(
         notes=result.notes,
         seconds=result.seconds,
         frames=[_to_png(frame) for frame in result.frames],
+        panels=[(caption, _to_png(panel)) for caption, panel in result.panels],
     )
 
 
@@ -622,7 +623,27 @@ def _main_module_hidden() -> Iterator[None]:
 
 def _encode_job(request: DreamRequest) -> _Job:
     image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
-    return _Job(_to_png(image), request.params.to_dict(), request.max_side, request.frame_every)
+    return _Job(
+        _to_png(image),
+        request.params.to_dict(),
+        request.max_side,
+        request.frame_every,
+        [(variant.caption, variant.params.to_dict()) for variant in request.variants],
+        request.title,
+    )
+
+
+def _decode_job(job: _Job) -> DreamRequest:
+    from dream_engine.sweeps import Variant
+
+    return DreamRequest(
+        _from_png(job.png),
+        DreamParams(**job.params),
+        job.max_side,
+        job.frame_every,
+        tuple(Variant(caption, DreamParams(**params)) for caption, params in job.variants),
+        job.title,
+    )
 
 
 def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
@@ -636,6 +657,7 @@ def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
         seconds=done.seconds,
         notes=done.notes,
         frames=[_from_png(frame) for frame in done.frames],
+        panels=[(caption, _from_png(panel)) for caption, panel in done.panels],
     )
 
 

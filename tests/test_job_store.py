@@ -14,6 +14,7 @@ import pytest_asyncio
 from dream_engine.job_store import MAX_INTERRUPTIONS, JobRecord, JobStore
 from dream_engine.jobs import JobState
 from dream_engine.params import DreamParams
+from dream_engine.sweeps import Variant
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -40,6 +41,16 @@ async def test_a_saved_job_comes_back_whole_with_its_upload(store):
     await store.add(saved, b"\x89PNG fake bytes")
     assert await store.get("a1") == saved
     assert await store.image("a1") == b"\x89PNG fake bytes"
+
+
+async def test_a_comparison_with_an_animation_flag_comes_back_whole(store):
+    base = record("c1").params
+    variants = tuple(Variant(f"step={step:g}", base.replace(step=step)) for step in (0.005, 0.05))
+    saved = record("c1", variants=variants, title="balanced", animate=True)
+    await store.add(saved, b"img")
+    assert await store.get("c1") == saved
+    (resumed,) = (await store.resume()).jobs
+    assert resumed.variants == variants and resumed.animate
 
 
 async def test_resume_returns_unfinished_jobs_in_accept_order(store):

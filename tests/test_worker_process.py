@@ -113,6 +113,22 @@ async def test_a_dream_comes_back_whole_with_progress_in_order_on_the_loop(execu
 
 
 @module_loop
+async def test_a_comparison_runs_in_the_worker_as_one_job_with_one_bar(executor):
+    from dream_engine.sweeps import parse_vary
+
+    variants = tuple(parse_vary("step=0.005,0.05", FAST))
+    seen: list[Progress] = []
+    request = DreamRequest(noise(200, 160), FAST, variants=variants, title="steps")
+    result = await asyncio.wait_for(executor.submit(request, seen.append, threading.Event()), WAIT)
+    assert [caption for caption, _ in result.panels] == ["step=0.005", "step=0.05"]
+    assert all(panel.size == (200, 160) for _, panel in result.panels)
+    assert result.image.width > 2 * 200  # the grid: the input, then both dreams
+    assert {progress.variants for progress in seen} == {2}
+    fractions = [progress.fraction for progress in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+@module_loop
 async def test_animation_frames_come_back_from_the_worker(executor):
     params = FAST.replace(octaves=2, iterations=4)
     request = DreamRequest(noise(200, 160), params, frame_every=2)

@@ -1,0 +1,143 @@
+"""`/compare` and `/layers`: the study's comparisons in one command, answered with one grid.
+
+A comparison is one job like any dream: it waits in the same fair queue, counts
+once against the member's limit, shows one progress bar (variant, octave,
+step) and survives a restart. The variants are made and checked here, before
+anything is queued, so a typo in `vary:` is a private one-line answer; the
+dreaming and the grid happen on the executor (`dream_engine.sweeps`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import NO_MENTIONS, preset_choices
+from dream_engine.params import DreamParams
+from dream_engine.presets import Preset, default_preset_for
+from dream_engine.sources import ImageSource
+from dream_engine.sweeps import VARY_SYNTAX, Variant, layer_variants, parse_vary, preset_variants
+
+if TYPE_CHECKING:
+    from bot import DreamBot
+    from cogs.dream import DreamCog
+
+
+class CompareCog(commands.Cog):
+    def __init__(self, bot: DreamBot) -> None:
+        self.bot = bot
+
+    @property
+    def dreams(self) -> DreamCog:
+        return self.bot.get_cog("DreamCog")  # type: ignore[return-value]
+
+    @app_commands.command(
+        name="compare", description="Dream one image several ways and get one labelled grid"
+    )
+    @app_commands.describe(
+        image="The picture to dream",
+        vary="One knob, several values, e.g. step=0.005,0.05 or layers=mixed3,mixed5",
+        presets="Or several presets, e.g. lower-layers,upper-layers",
+        preset="The preset the variants start from (default: balanced)",
+        octaves="Octaves for every variant (1-10)",
+        iterations="Steps per octave for every variant (1-1000)",
+        gallery="Also post each variant at full size",
+    )
+    async def compare(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        vary: app_commands.Range[str, 1, 500] | None = None,
+        presets: app_commands.Range[str, 1, 500] | None = None,
+        preset: str | None = None,
+        octaves: app_commands.Range[int, 1, 10] | None = None,
+        iterations: app_commands.Range[int, 1, 1000] | None = None,
+        gallery: bool = False,
+    ) -> None:
+        if (vary is None) == (presets is None):
+            await interaction.response.send_message(
+                "Give either `vary:` (one knob, several values: "
+                f"{VARY_SYNTAX}) or `presets:` (e.g. lower-layers,upper-layers), not both.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        overrides = {"octaves": octaves, "iterations": iterations}
+        limit = self.bot.settings.max_variants
+        model = self.bot.executor.model_name
+        if vary is not None:
+
+            def variants(_preset: Preset, params: DreamParams) -> list[Variant]:
+                return parse_vary(vary, params, max_variants=limit)
+
+            title = None  # what the variants share
+        else:
+            given = {key: value for key, value in overrides.items() if value is not None}
+
+            def variants(_preset: Preset, _params: DreamParams) -> list[Variant]:
+                return preset_variants(presets, given, model=model, max_variants=limit)
+
+            title = None
+        await self._start(interaction, image, preset, overrides, gallery, variants, title)
+
+    @app_commands.command(
+        name="layers", description="What does each layer see? One image, one layer at a time"
+    )
+    @app_commands.describe(
+        image="The picture to dream",
+        preset="The octave schedule to use (default: balanced)",
+        octaves="Octaves for every layer (1-10)",
+        iterations="Steps per octave for every layer (1-1000)",
+        gallery="Also post each layer's dream at full size",
+    )
+    async def layers(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        preset: str | None = None,
+        octaves: app_commands.Range[int, 1, 10] | None = None,
+        iterations: app_commands.Range[int, 1, 1000] | None = None,
+        gallery: bool = False,
+    ) -> None:
+        model = self.bot.executor.model_name
+
+        def variants(_preset: Preset, params: DreamParams) -> list[Variant]:
+            return layer_variants(model, params)
+
+        overrides = {"octaves": octaves, "iterations": iterations}
+        title = f"one layer at a time, {model}"
+        await self._start(interaction, image, preset, overrides, gallery, variants, title)
+
+    @compare.autocomplete("preset")
+    @layers.autocomplete("preset")
+    async def _preset_autocomplete(self, interaction: discord.Interaction, current: str):
+        return preset_choices(self.bot, current)
+
+    async def _start(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        preset: str | None,
+        overrides: dict[str, Any],
+        gallery: bool,
+        variants: Any,
+        title: str | None,
+    ) -> None:
+        source = ImageSource.unsaved(
+            url=image.url, filename=image.filename, size=image.size,
+            content_type=image.content_type, guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )  # fmt: skip
+        await self.dreams.start(
+            interaction, source,
+            preset_name=preset or default_preset_for(self.bot.executor.model_name),
+            overrides=overrides,
+            gallery=gallery, variants=variants, title=title,
+        )  # fmt: skip
+
+
+async def setup(bot: DreamBot) -> None:
+    await bot.add_cog(CompareCog(bot))

@@ -1,0 +1,170 @@
+"""What the network sees, in Discord: /compare, /layers, target:, channels:, animate:.
+
+Over the wire against the fake Discord, with the shared real engine (random
+weights, tiny images). A comparison is one job: one queue place, one progress
+bar, one grid, and each variant in the gallery.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from tests.test_bot_e2e import DREAM, executor, png, world
+
+__all__ = ["executor", "world"]  # pytest fixtures, imported for their side effect
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+QUICK = {"preset": "one-octave", "iterations": 2}
+
+
+def delivered(message) -> bool:
+    return bool(message.embeds and message.files)
+
+
+def opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+async def private_answer(inter) -> str:
+    callback = await inter.wait_callback()
+    assert callback.ephemeral, callback
+    return callback.data.get("content", "")
+
+
+async def test_compare_two_steps_gives_one_grid_and_each_variant(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "compare", {"image": image, "vary": "step=0.005,0.05", "gallery": True, **QUICK}
+    )
+    result = await inter.wait_original(delivered, timeout=DREAM)
+    embed = result.embeds[0]
+    assert embed["title"].startswith("Comparison")
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert fields["2 variants"] == "step=0.005, step=0.05"
+    grid = opened(result.files[0].data)
+    assert grid.width > 2 * 160  # the input and two dreams side by side, with captions
+    shown = [version.get("content") or "" for version in result.history]
+    assert any("comparison of 2" in text for text in shown)
+
+    (gallery,) = await inter.wait_followups(1, timeout=DREAM)
+    names = [file.filename for file in gallery.files]
+    assert [name.split("-")[:4] for name in names] == [
+        ["variant", "1", "of", "2"],
+        ["variant", "2", "of", "2"],
+    ]
+    first, second = (opened(file.data) for file in gallery.files)
+    assert first.size == second.size == (160, 107)
+    assert first.tobytes() != second.tobytes()  # a different step, a different dream
+
+
+async def test_compare_presets_caption_each_tile_with_its_preset(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "compare",
+        {"image": image, "presets": "lower-layers,upper-layers", "octaves": 1, "iterations": 2},
+    )  # fmt: skip
+    result = await inter.wait_original(delivered, timeout=DREAM)
+    fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+    assert fields["2 variants"] == "lower-layers, upper-layers"
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({}, "either `vary:`"),
+        ({"vary": "step=0.1,0.2", "presets": "classic,balanced"}, "not both"),
+        ({"vary": "step=banana,0.1"}, "step"),
+        ({"vary": "colour=1,2"}, "colour"),
+        ({"vary": "seed=1,2,3,4,5,6,7,8,9"}, "8"),
+        ({"presets": "classic,../../etc/passwd"}, "preset"),
+        ({"presets": "balanced,dogs-dream"}, "dogs"),
+    ],
+)
+async def test_a_comparison_that_cannot_run_is_refused_privately_and_queues_nothing(
+    world, cat_photo, options, words
+):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(guild, bob, "compare", {"image": image, **options})
+    assert words in await private_answer(inter)
+    assert len(bot.queue) == 0 and not bot.queue.running()
+    assert fake.cdn_file(image).downloads == 0
+
+
+async def test_layers_shows_every_inception_layer_in_one_grid(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "layers", {"image": image, "preset": "one-octave", "iterations": 1}
+    )
+    result = await inter.wait_original(delivered, timeout=3 * DREAM)
+    fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+    assert fields["11 variants"].split(", ") == [f"mixed{i}" for i in range(11)]
+    shown = [version.get("content") or "" for version in result.history]
+    assert any("variant " in text and "/11" in text for text in shown)  # one bar, all layers
+
+
+async def test_target_autocomplete_and_a_misspelt_class_is_explained(world, cat_photo):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    inter = await fake.autocomplete(guild, bob, "dream", {"target": "golden"}, focused="target")
+    await inter.wait_callback()
+    assert "golden retriever" in [choice["value"] for choice in inter.choices]
+
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    refused = await fake.slash(
+        guild, bob, "dream", {"image": image, "target": "golden retreiver", **QUICK}
+    )
+    assert "did you mean golden retriever" in await private_answer(refused)
+    assert len(bot.queue) == 0
+
+
+async def test_a_targeted_dream_names_its_class(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream", {"image": image, "target": "golden retriever", **QUICK}
+    )
+    result = await inter.wait_original(delivered, timeout=DREAM)
+    fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+    assert fields["Target"] == "golden retriever"
+
+
+async def test_channels_out_of_range_are_refused(world, cat_photo):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream", {"image": image, "channels": "mixed4:5000", **QUICK}
+    )
+    assert "mixed4 has 768 channels" in await private_answer(inter)
+    assert len(bot.queue) == 0
+
+
+async def test_animate_posts_the_dream_forming_as_a_gif(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream",
+        {"image": image, "animate": True, "channels": "mixed4:97", "layers": "none", **QUICK},
+    )  # fmt: skip
+    result = await inter.wait_original(delivered, timeout=DREAM)
+    (animation,) = await inter.wait_followups(1, timeout=DREAM)
+    (gif,) = animation.files
+    assert gif.filename.endswith(".gif")
+    movie = opened(gif.data)
+    assert movie.is_animated and movie.n_frames > 1
+    assert movie.size == opened(result.files[0].data).size
