@@ -123,6 +123,29 @@ async def test_a_restart_in_a_busy_queue_loses_nothing(tmp_path, executor, cat_p
         assert fake.cdn_file(image).downloads == 3  # once per job: a resumed job needs no CDN
 
 
+async def test_a_dream_that_finishes_within_the_grace_is_delivered_before_the_bot_stops(
+    tmp_path, executor, cat_photo
+):
+    settings = settings_for(tmp_path, shutdown_grace=30)
+    gated = GatedExecutor(executor)
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings, gated)
+        await fake.start_bot(bot)
+        running, waiting = await queue_three(fake, guild, image, [bob, carol])
+        await gated.entered.wait()
+        closing = asyncio.create_task(bot.close())
+        await waiting.wait_original(lambda m: "keeps its place" in (m.content or ""))
+        assert not closing.done()  # still waiting for bob's dream
+        gated.gate.set()
+        await asyncio.wait_for(closing, DREAM)
+        assert delivered(running.original)
+        rows = job_rows(Path(settings.db_path))
+        assert rows["bob"][0] == "done" and rows["carol"][0] == "queued"
+
+
 async def test_jobs_a_crash_left_running_run_again_unless_caught_twice(
     tmp_path, executor, cat_photo
 ):
