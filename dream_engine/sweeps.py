@@ -25,6 +25,7 @@ The `--vary` syntax (`VARY_SYNTAX`), safe unquoted in a shell and in a Discord o
                        max_loss (or max-loss), jitter or seed
     layers=A,B,...     each value a layer, or layers joined with "+" and weighted
                        with ":", e.g. layers=mixed3,mixed5,mixed3+mixed5:0.5
+    target=A,B,...     classes to make the network find (target_weight=... their share)
     P=..;Q=..          two parameters at once: every combination (quote the ";" in a shell)
 At most `MAX_VARIANTS` (8) variants unless the caller allows more; at least 2.
 Every mistake is a `ParamError` with one friendly line.
@@ -59,7 +60,10 @@ if TYPE_CHECKING:
 
 MAX_VARIANTS = 8
 MAX_VARY_TEXT = 500  # characters of a --vary text
-VARIABLE = ("step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "layers")
+VARIABLE = (
+    "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "layers",
+    "target", "target_weight",
+)  # fmt: skip
 VARY_SYNTAX = "PARAM=V1,V2 (e.g. step=0.005,0.05 or layers=mixed3,mixed5,mixed3+mixed5:0.5)"
 
 
@@ -150,6 +154,8 @@ def _parse_clause(clause: str, base: DreamParams) -> tuple[str, list[Any]]:
 def _parse_value(name: str, text: str) -> Any:
     if name == "layers":
         return _parse_layer_combination(text)
+    if name == "target":
+        return text  # a class name, resolved (with suggestions) when the params validate
     try:
         return int(text) if name in INTEGER_FIELDS else float(text)
     except ValueError:
@@ -258,10 +264,17 @@ def describe_common(variants: Sequence[Variant]) -> str:
         )
     ]
     parts = [first.model] if "model" in same else []
+    unset = {
+        "jitter": first.jitter == 0,
+        "target": first.target is None,
+        "layers": not first.layers,
+    }
+    unset["target_weight"] = unset["target"]
+    order = [name for name in VARIABLE if name != "layers"] + ["layers"]  # long ones last
     parts += [
         f"{name}={format_value(name, getattr(first, name))}"
-        for name in (*VARIABLE[:-1], "layers")
-        if name in same and not (name == "jitter" and first.jitter == 0)
+        for name in order
+        if name in same and not unset.get(name, False)
     ]
     return "same for all: " + ", ".join(parts) if parts else ""
 
@@ -428,6 +441,8 @@ def _example(name: str) -> str:
         "jitter": "0,32",
         "seed": "1,2",
         "layers": "mixed3,mixed5",
+        "target": "pug,Chihuahua",
+        "target_weight": "0.5,2",
     }[name]
 
 

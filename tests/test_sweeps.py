@@ -71,6 +71,19 @@ def test_parse_vary_layers_with_plus_and_weights():
     ]
 
 
+def test_parse_vary_targets_resolve_class_names_leniently_and_suggest_on_a_miss():
+    base = load_preset("dogs-dream")
+    variants = parse_vary("target=pug, chihuahua ,Samoyed", base)
+    assert [v.params.target_class()[1] for v in variants] == ["Pug", "Chihuahua", "Samoyed"]
+    assert [v.caption for v in variants] == [
+        "target=pug",
+        "target=chihuahua",
+        "target=Samoyed",
+    ]
+    with pytest.raises(ParamError, match="did you mean Pug"):
+        parse_vary("target=pgu,Samoyed", base)
+
+
 def test_parse_vary_two_parameters_gives_every_combination():
     variants = parse_vary("step=0.005,0.05; octaves=1,5", BASE)
     assert [(v.params.step, v.params.octaves) for v in variants] == [
@@ -308,3 +321,13 @@ def test_run_kinds_shows_inputs_above_their_dreams(inception_engine):
     assert blank_dream.std() > 0.5  # the network put something on the flat grey
     assert max(result.results[2].image.size) == 160
     assert result.grid.width > result.grid.height  # 2 rows of 5
+
+
+def test_the_grid_title_names_each_shared_setting_once():
+    from dream_engine.sweeps import describe_common
+
+    title = describe_common(parse_vary("target=Pug,Samoyed", load_preset("dogs-dream")))
+    assert title.startswith("same for all: dogs, step=")
+    assert title.count("layers=") == 1 and "target=" not in title
+    plain = describe_common(parse_vary("step=0.01,0.02", BASE))
+    assert "target" not in plain and "jitter" not in plain
