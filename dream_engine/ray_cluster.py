@@ -8,12 +8,15 @@ number of ready workers changes, so the bot hands out exactly that many jobs.
   clusters) builds the engine once and dreams job after job through the same
   `run_job` as the local worker process: image in and images out as PNG bytes,
   out-of-memory retried once smaller, failures as plain data.
-- Progress: `DreamWorker.dream` is a *streaming generator*: it yields progress
-  events (at most every `PROGRESS_SECONDS`, and at each octave's end) and then
-  the outcome. Ray delivers a generator's items in order, as they are made, and
-  ends the stream with the actor's death if it dies, so one `async for` sees
-  progress, the result and a crash alike; nothing polls.
-- Cancel: the actor runs two calls at once (`max_concurrency=2`: the dream, and
+- Progress: `begin(job_id, job)` starts the dream on a thread of the actor and
+  returns; the bot then long-polls `events(job_id)`, which returns as soon as
+  the engine reports (at most `WAIT` s later) with everything reported since,
+  in order, the outcome last. One caller reads one queue, so order is kept; a
+  dead actor fails the pending call (`RayActorError`), so a crash is seen at
+  once; and it is plain actor calls, which work the same through Ray Client
+  (`ray://`), where streaming generators do not (tried: Ray 2.60 hands back a
+  plain ref). A backlog is thinned to each octave's last event and the latest.
+- Cancel: the actor runs two calls at once (`max_concurrency=2`: `events`, and
   `cancel(job_id)`, which sets the `threading.Event` the engine checks every
   step). The job id keeps a late cancel from stopping the next job.
 - A worker that dies mid-job (node lost, out of memory, `ray.kill`): the job is
@@ -37,9 +40,8 @@ import os
 import queue
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +78,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_SECONDS = 0.2  # a worker sends progress at most this often (plus every octave's end)
+WAIT = 1.0  # seconds one `events` call waits for the job's next report
 POLL_SECONDS = 0.1  # how often a waiting job looks at its cancel flag
 PING_SECONDS = 20.0  # an idle worker that does not answer within this is counted as lost
 CRASHED_TWICE = (
@@ -97,6 +99,8 @@ class DreamWorker:
         self._cancel = threading.Event()
         self._job_id: str | None = None
         self._jobs_done = 0
+        self._running: threading.Thread | None = None
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         gpus = ray.get_gpu_ids()
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
         self._where = {
@@ -110,35 +114,43 @@ class DreamWorker:
         """Where it runs and how much it did; answering at all means the engine is built."""
         return {**self._where, "jobs_done": self._jobs_done}
 
-    def dream(self, job_id: str, job: _Job) -> Iterator[_ProgressEvent | _Done | _Failed]:
-        """Progress events, then the outcome (a streaming generator: items arrive as made)."""
+    def begin(self, job_id: str, job: _Job) -> None:
+        """Start `job` on a thread of its own; `events` hands out what it reports."""
+        if self._running is not None:  # the last job's thread ends as it hands its outcome
+            self._running.join(timeout=10)
+            if self._running.is_alive():
+                raise RuntimeError("this dream worker still has a job")
         self._job_id = job_id
         self._cancel.clear()
-        events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        done = object()
+        self._events = events = queue.SimpleQueue()
 
         def work() -> None:
-            try:
-                events.put(run_job(self._engine, job, self._cancel.is_set, events.put))
-            finally:
-                events.put(done)
+            outcome = run_job(self._engine, job, self._cancel.is_set, events.put)
+            self._jobs_done += 1
+            events.put(outcome)
 
-        threading.Thread(target=work, name=f"dream-{job_id}", daemon=True).start()
-        last = 0.0
-        outcome: object = None
-        while (item := events.get()) is not done:
-            if not isinstance(item, _ProgressEvent):
-                outcome = item
-                continue
-            fields = item.fields
-            now = time.monotonic()
-            if now - last >= PROGRESS_SECONDS or fields["step"] >= fields["steps"]:
-                last = now
-                yield item
-        self._job_id = None
-        self._jobs_done += 1
-        assert isinstance(outcome, _Done | _Failed)
-        yield outcome
+        self._running = threading.Thread(target=work, name=f"dream-{job_id}", daemon=True)
+        self._running.start()
+
+    def events(self, job_id: str, wait: float) -> list[_ProgressEvent | _Done | _Failed]:
+        """What the job reported since the last call, in order, its outcome last (a long
+        poll: waits up to `wait` s for the first item, then takes what is there). Of a run
+        of progress events only each octave's last and the latest are kept."""
+        if job_id != self._job_id:
+            return []
+        items: list[Any] = []
+        with contextlib.suppress(queue.Empty):
+            items.append(self._events.get(timeout=wait))
+            while True:
+                items.append(self._events.get_nowait())
+        return [
+            item
+            for index, item in enumerate(items)
+            if not isinstance(item, _ProgressEvent)
+            or item.fields["octave_done"]
+            or index + 1 == len(items)
+            or not isinstance(items[index + 1], _ProgressEvent)
+        ]
 
     def cancel(self, job_id: str) -> None:
         """Stop `job_id` at the engine's next check (runs beside `dream`)."""
@@ -226,6 +238,12 @@ class RayExecutor:
             slot.job = label
             try:
                 outcome = await self._attempt(slot, job, on_progress, cancel)
+            except ray.exceptions.RayTaskError as error:  # not a death: the call itself failed
+                log.error("dream worker %s refused a job: %s", slot.name, error)
+                raise DreamFailed(
+                    "The dream engine failed (RayTaskError). Nothing was lost on your side; "
+                    "try again."
+                ) from None
             except RayActorError as death:
                 will_retry = attempt == 1 and not self._closed
                 log.error(
@@ -425,42 +443,28 @@ class RayExecutor:
         from dream_engine.results import Progress
 
         job_id = uuid.uuid4().hex
-        items: asyncio.Queue[object] = asyncio.Queue()
-        stream = slot.actor.dream.remote(job_id, job)
-
-        async def read() -> None:
-            try:
-                async for ref in stream:
-                    await items.put(await ref)
-            except Exception as error:  # the actor died: the stream ends with its error
-                await items.put(error)
-
-        reader = asyncio.ensure_future(read())
+        await slot.actor.begin.remote(job_id, job)
         cancel_sent = False
         try:
             while True:
-                if cancel.is_set() and not cancel_sent:
-                    cancel_sent = True
-                    slot.actor.cancel.remote(job_id)
-                try:
-                    item = await asyncio.wait_for(items.get(), POLL_SECONDS)
-                except TimeoutError:
-                    continue
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, _ProgressEvent):
-                    try:
-                        on_progress(Progress(**item.fields))
-                    except Exception:
-                        log.exception("progress callback failed")
-                    continue
-                assert isinstance(item, _Done | _Failed), f"unexpected item {item!r}"
-                return item
+                reply = asyncio.ensure_future(_result(slot.actor.events.remote(job_id, WAIT)))
+                while not reply.done():
+                    if cancel.is_set() and not cancel_sent:
+                        cancel_sent = True
+                        slot.actor.cancel.remote(job_id)
+                    await asyncio.wait({reply}, timeout=POLL_SECONDS)
+                for item in reply.result():
+                    if isinstance(item, _ProgressEvent):
+                        try:
+                            on_progress(Progress(**item.fields))
+                        except Exception:
+                            log.exception("progress callback failed")
+                        continue
+                    assert isinstance(item, _Done | _Failed), f"unexpected item {item!r}"
+                    return item
         except asyncio.CancelledError:
             slot.actor.cancel.remote(job_id)  # the caller went away: stop the engine
             raise
-        finally:
-            reader.cancel()
 
     # -- connecting -------------------------------------------------------------------
 
@@ -490,7 +494,8 @@ class RayExecutor:
         if not outcome:
             raise ExecutorUnavailable(
                 f"could not reach {where} within {self._connect_timeout:g} s "
-                "(check RAY_ADDRESS and that `ray start --head` runs there)."
+                "(check RAY_ADDRESS, that `ray start --head` runs there, and RAY_AUTH_TOKEN if "
+                "the cluster uses token authentication)."
             )
         if (error := outcome[0]) is not None:
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -506,6 +511,10 @@ class RayExecutor:
             )
             or "no resources"
         )
+
+
+async def _result(ref: Any) -> Any:
+    return await ref
 
 
 __all__ = ["DreamWorker", "RayExecutor"]

@@ -301,5 +301,6 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: could not reach the Ray cluster at 127.0.0.1:1 within 3 s "
-        "(check RAY_ADDRESS and that `ray start --head` runs there)."
+        "(check RAY_ADDRESS, that `ray start --head` runs there, and RAY_AUTH_TOKEN if the "
+        "cluster uses token authentication)."
     )
