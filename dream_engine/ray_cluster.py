@@ -233,11 +233,20 @@ class RayExecutor:
         self._ensure_watch()
         job = await asyncio.to_thread(_encode_job, request)
         label = request.label or "a dream"
-        for attempt in (1, 2):
+        deaths = 0  # workers that died with this job in hand
+        unstarted = 0  # workers found dead when handed this job
+        while True:
             slot = await self._free_slot(cancel)
             slot.job = label
             try:
                 outcome = await self._attempt(slot, job, on_progress, cancel)
+            except _DeadBeforeStart:  # died idle, unnoticed: not this job's fault (3 at most)
+                log.error("dream worker %s was gone before its job started", slot.name)
+                self._lost(slot)
+                unstarted += 1
+                if unstarted < 3:
+                    continue
+                raise WorkerCrashed(CRASHED_TWICE) from None
             except ray.exceptions.RayTaskError as error:  # not a death: the call itself failed
                 log.error("dream worker %s refused a job: %s", slot.name, error)
                 raise DreamFailed(
@@ -245,7 +254,8 @@ class RayExecutor:
                     "try again."
                 ) from None
             except RayActorError as death:
-                will_retry = attempt == 1 and not self._closed
+                deaths += 1
+                will_retry = deaths == 1 and not self._closed
                 log.error(
                     "dream worker %s died during a job (%s); %s",
                     slot.name,
@@ -266,7 +276,6 @@ class RayExecutor:
             if isinstance(outcome, _Failed):
                 _raise(outcome)
             return await asyncio.to_thread(_decode_result, outcome, request.params)
-        raise AssertionError("unreachable")
 
     def workers(self) -> list[WorkerStatus]:
         return [
@@ -443,7 +452,10 @@ class RayExecutor:
         from dream_engine.results import Progress
 
         job_id = uuid.uuid4().hex
-        await slot.actor.begin.remote(job_id, job)
+        try:
+            await slot.actor.begin.remote(job_id, job)
+        except RayActorError as error:
+            raise _DeadBeforeStart() from error
         cancel_sent = False
         try:
             while True:
@@ -511,6 +523,10 @@ class RayExecutor:
             )
             or "no resources"
         )
+
+
+class _DeadBeforeStart(Exception):
+    """The worker was dead (or restarting) before the job reached it."""
 
 
 async def _result(ref: Any) -> Any:

@@ -193,6 +193,21 @@ async def test_a_job_that_kills_two_workers_is_not_tried_a_third_time(executor):
 
 
 @module_loop
+async def test_a_worker_killed_while_idle_is_restarted_and_used(executor):
+    idle = executor._slots[0].actor
+    ray.kill(idle, no_restart=False)  # no job in hand: the next one finds it restarted
+    await asyncio.sleep(1.0)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(executor.submit(request(), lambda p: None, threading.Event()) for _ in range(2))
+        ),
+        WAIT,
+    )
+    assert [result.image.size for result in results] == [(160, 120), (160, 120)]
+    await eventually(lambda: executor.capacity == 2)
+
+
+@module_loop
 async def test_the_pool_shrinks_and_grows_with_its_cap(executor):
     changes: list[int] = []
     executor.on_capacity_change = lambda: changes.append(executor.capacity)
