@@ -246,7 +246,9 @@ class RayExecutor:
                 unstarted += 1
                 if unstarted < 3:
                     continue
-                raise WorkerCrashed(CRASHED_TWICE) from None
+                raise DreamFailed(
+                    "No dream worker could take this dream just now; try again in a minute."
+                ) from None
             except ray.exceptions.RayTaskError as error:  # not a death: the call itself failed
                 log.error("dream worker %s refused a job: %s", slot.name, error)
                 raise DreamFailed(
