@@ -153,7 +153,7 @@ class DreamWorker:
         ]
 
     def cancel(self, job_id: str) -> None:
-        """Stop `job_id` at the engine's next check (runs beside `dream`)."""
+        """Stop `job_id` at the engine's next check (runs beside `events`)."""
         if self._job_id == job_id:
             self._cancel.set()
 
@@ -208,6 +208,7 @@ class RayExecutor:
         self._started_ray = False
         self._watch: asyncio.Task[None] | None = None
         self._closed = False
+        self._start_error: str | None = None  # why the last worker that died starting did
 
     # -- the seam ---------------------------------------------------------------------
 
@@ -219,8 +220,12 @@ class RayExecutor:
         if starting:
             await asyncio.wait(starting)
         if self.capacity == 0:
+            why = self._start_error or (
+                f"each needs 1 GPU or DREAM_WORKER_CPUS={self.worker_cpus} CPUs"
+            )
+            where = self._resources_text()
             raise ExecutorUnavailable(
-                f"no dream worker could start on the Ray cluster ({self._resources_text()})."
+                f"no dream worker could start on the Ray cluster ({where}): {why.rstrip('.')}."
             )
         self._ensure_watch()
 
@@ -363,6 +368,8 @@ class RayExecutor:
                 continue
             except RayActorError as error:
                 log.error("dream worker %s is gone for good: %s", slot.name, error)
+                lines = [line for line in str(error).splitlines() if line.strip()]
+                self._start_error = lines[-1][:200] if lines else type(error).__name__
                 self._slots.remove(slot)
                 self._set_capacity()
                 return
@@ -501,9 +508,14 @@ class RayExecutor:
             except BaseException as error:
                 outcome.append(error)
 
-        thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
-        thread.start()
-        await asyncio.to_thread(thread.join, self._connect_timeout)
+        if address == "local":
+            # Here, not on a thread: Ray's processes die with the thread that started them
+            # (PR_SET_PDEATHSIG), and starting a local Ray cannot hang on an address.
+            connect()
+        else:
+            thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+            thread.start()
+            await asyncio.to_thread(thread.join, self._connect_timeout)
         where = "a local Ray" if address == "local" else f"the Ray cluster at {address}"
         if not outcome:
             raise ExecutorUnavailable(

@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ra
 
 from bot import Settings, create_bot  # noqa: E402
 from dream_engine.errors import DreamCancelled  # noqa: E402
-from dream_engine.executor import DreamRequest, EngineConfig  # noqa: E402
+from dream_engine.executor import DreamRequest, EngineConfig, ExecutorUnavailable  # noqa: E402
 from dream_engine.params import DreamParams  # noqa: E402
 from dream_engine.ray_cluster import RayExecutor  # noqa: E402
 from dream_engine.results import Progress  # noqa: E402
@@ -223,6 +223,14 @@ async def test_the_pool_shrinks_and_grows_with_its_cap(executor):
     finally:
         executor.on_capacity_change = None
         executor.max_workers = 2
+
+
+@module_loop
+async def test_a_cluster_without_room_for_a_worker_says_why(cluster):
+    roomy = RayExecutor(EngineConfig("inceptionv3", "random"), worker_cpus=64)
+    with pytest.raises(ExecutorUnavailable, match="each needs 1 GPU or DREAM_WORKER_CPUS=64 CPUs"):
+        await roomy.start()
+    await roomy.close()
 
 
 # -- the bot, with DREAM_EXECUTOR=ray -----------------------------------------------------------
