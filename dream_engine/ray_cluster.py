@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 WAIT = 1.0  # seconds one `events` call waits for the job's next report
 POLL_SECONDS = 0.1  # how often a waiting job looks at its cancel flag
+START_SECONDS = 600.0  # start() waits this long for the first workers' engines
 PING_SECONDS = 20.0  # an idle worker that does not answer within this is counted as lost
 CRASHED_TWICE = (
     "This dream crashed the dream engine twice, so it was not tried again. "
@@ -218,7 +219,12 @@ class RayExecutor:
         await self.fit_pool()
         starting = [slot.watcher for slot in self._slots if slot.watcher is not None]
         if starting:
-            await asyncio.wait(starting)
+            _, pending = await asyncio.wait(starting, timeout=START_SECONDS)
+            if pending:  # no room after all (other work on the cluster?): go on without them
+                log.warning(
+                    "%d dream worker(s) not ready after %g s; starting with %d",
+                    len(pending), START_SECONDS, self.capacity,
+                )  # fmt: skip
         if self.capacity == 0:
             why = self._start_error or (
                 f"each needs 1 GPU or DREAM_WORKER_CPUS={self.worker_cpus} CPUs"
@@ -243,6 +249,10 @@ class RayExecutor:
         while True:
             slot = await self._free_slot(cancel)
             slot.job = label
+            log.info(
+                "job %s on %s (%s, %s)",
+                label, slot.name, slot.where.get("host"), slot.where.get("device"),
+            )  # fmt: skip
             try:
                 outcome = await self._attempt(slot, job, on_progress, cancel)
             except _DeadBeforeStart:  # died idle, unnoticed: not this job's fault (3 at most)
