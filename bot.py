@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import discord
 from discord.ext import commands
 
-from dream_engine.executor import EngineConfig, Executor, LocalExecutor
+from dream_engine.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
 from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.job_store import JobStore
@@ -32,7 +33,8 @@ from dream_engine.sources import ImageSourceStore
 log = logging.getLogger("dreambot")
 
 EXTENSIONS = ("cogs.dream", "cogs.compare", "cogs.queue", "cogs.admin")
-EXECUTORS = ("process", "thread")
+EXECUTORS = ("process", "thread", "ray")
+EXECUTOR_ALIASES = {"local": "process"}  # the issue's word for the default
 MIB = 1024 * 1024
 
 
@@ -67,6 +69,13 @@ class Settings:
     worker_recycle: int = 100  # jobs per worker process before a fresh one replaces it
     precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
     tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
+    # DREAM_EXECUTOR=ray: where the cluster is ("" starts a local Ray), how many workers
+    # (None: one per GPU, or one per `worker_cpus` CPUs), how often the pool follows it.
+    ray_address: str = ""
+    workers: int | None = None
+    worker_cpus: int = 4
+    ray_poll: float = 30.0  # seconds between looks at the cluster's resources
+    ray_connect_timeout: float = 30.0  # seconds to reach the cluster at start-up
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,9 +108,12 @@ class Settings:
         precision = env.get("DREAM_PRECISION", "").strip() or cls.precision
         if precision not in PRECISIONS:
             raise ConfigError(f"DREAM_PRECISION must be one of {', '.join(PRECISIONS)}.")
-        executor = env.get("DREAM_EXECUTOR", "").strip() or cls.executor
+        executor = env.get("DREAM_EXECUTOR", "").strip().lower() or cls.executor
+        executor = EXECUTOR_ALIASES.get(executor, executor)
         if executor not in EXECUTORS:
-            raise ConfigError(f"DREAM_EXECUTOR must be one of {', '.join(EXECUTORS)}.")
+            raise ConfigError(f"DREAM_EXECUTOR must be one of {', '.join(EXECUTORS)} (or local).")
+        if executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError("DREAM_EXECUTOR=ray needs Ray: pip install '.[ray]'.")
         tile_size = env.get("DREAM_TILE_SIZE", "").strip()
         if tile_size and not tile_size.isdigit():
             raise ConfigError("DREAM_TILE_SIZE must be a whole number of pixels (0 = no tiling).")
@@ -133,6 +145,11 @@ class Settings:
             worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),
             precision=precision,
             tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
+            ray_address=env.get("RAY_ADDRESS", "").strip(),
+            workers=int(number("DREAM_WORKERS", 0)) or None,
+            worker_cpus=int(number("DREAM_WORKER_CPUS", cls.worker_cpus)),
+            ray_poll=number("DREAM_RAY_POLL", cls.ray_poll, float),
+            ray_connect_timeout=number("DREAM_RAY_CONNECT_TIMEOUT", cls.ray_connect_timeout, float),
         )
 
     @property
@@ -155,6 +172,7 @@ class DreamBot(commands.Bot):
         self.settings = settings
         self._owns_executor = executor is None  # a shared (test) executor outlives the bot
         self.executor: Executor = executor or build_executor(settings)
+        self._executor_started = False
         self.queue = JobQueue(settings.max_queue)
         self.guild_settings: GuildSettingsStore | None = None
         self.sources: ImageSourceStore | None = None
@@ -168,7 +186,7 @@ class DreamBot(commands.Bot):
         self.jobs = await JobStore.open(self.settings.db_path)
         log.info("building the %s engine", self.settings.model)
         if self._owns_executor:
-            await self.executor.start()  # compile before taking jobs
+            await self.start_executor()  # compile before taking jobs
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild:
@@ -177,6 +195,12 @@ class DreamBot(commands.Bot):
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+
+    async def start_executor(self) -> None:
+        """Build the engine (or join the cluster), once; `main` does it before connecting."""
+        if not self._executor_started:
+            self._executor_started = True
+            await self.executor.start()
 
     async def close(self) -> None:
         """Stop taking jobs, save the queue (the dream cog does), close the database and engine."""
@@ -206,6 +230,17 @@ def build_executor(settings: Settings) -> Executor:
     )
     if settings.executor == "thread":
         return LocalExecutor(config)
+    if settings.executor == "ray":
+        from dream_engine.ray_cluster import RayExecutor  # the only place Ray enters
+
+        return RayExecutor(
+            config,
+            address=settings.ray_address or None,
+            max_workers=settings.workers,
+            worker_cpus=settings.worker_cpus,
+            poll_seconds=settings.ray_poll,
+            connect_timeout=settings.ray_connect_timeout,
+        )
     from dream_engine.worker_process import ProcessExecutor
 
     return ProcessExecutor(
@@ -230,11 +265,19 @@ def close_on_signals(bot: DreamBot) -> None:
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> int:
     bot = create_bot(settings)
+    try:
+        await bot.start_executor()  # before Discord: an unreachable cluster is exit 2, no hang
+    except ExecutorUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            await bot.executor.close()
+        return 2
     close_on_signals(bot)
     async with bot:
         await bot.start(settings.token)
+    return 0
 
 
 def main() -> int:
@@ -244,8 +287,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     discord.utils.setup_logging(level=getattr(logging, settings.log_level, logging.INFO))
-    asyncio.run(_run(settings))
-    return 0
+    return asyncio.run(_run(settings))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import is_guild_admin
+from cogs.common import NO_MENTIONS, is_guild_admin
 from dream_engine.errors import UserError
 from dream_engine.guild_settings import (
     MAX_SIDE_RANGE,
@@ -112,6 +112,14 @@ class DreamAdmin(
         settings = await self.bot.guild_settings.get(interaction.guild_id)
         await self._reply(interaction, settings, "Dream settings for this server:")
 
+    @app_commands.command(name="status", description="The dream workers: where, what, how many")
+    async def status(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            workers_text(self.bot, interaction.guild_id),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: Exception
     ) -> None:
@@ -120,6 +128,29 @@ class DreamAdmin(
             await interaction.response.send_message(str(original), ephemeral=True)
             return
         raise error
+
+
+def workers_text(bot: DreamBot, guild_id: int | None) -> str:
+    """The executor's workers and the queue; jobs of other servers stay anonymous."""
+    executor, queue = bot.executor, bot.queue
+    workers = executor.workers()
+    lines = [
+        f"**Dream workers** ({bot.settings.executor}): {executor.capacity} ready of "
+        f"{len(workers)}; {queue.waiting_count()} waiting, {len(queue.running())} running."
+    ]
+    for worker in workers:
+        job = queue.get(worker.job) if worker.job else None
+        if worker.job is None:
+            doing = "idle"
+        elif job is not None and job.guild_id == guild_id:
+            doing = f"dreaming job `{job.id}` for <@{job.user_id}>"
+        else:
+            doing = "dreaming (another server's job)"
+        lines.append(
+            f"• `{worker.name}` {worker.state} on {worker.host}, {worker.device}: "
+            f"{worker.jobs_done} done, {doing}"
+        )
+    return "\n".join(lines)[:2000]
 
 
 def _describe(settings: GuildSettings) -> str:

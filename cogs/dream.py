@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -193,7 +194,9 @@ def picker_view(bot: DreamBot, source_id: int, placeholder: str) -> discord.ui.V
 class DreamCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []  # one per unit of executor capacity
+        self._idle: set[asyncio.Task[None]] = set()  # workers waiting for a job
+        self._worker_names = itertools.count()
         self._positions_changed = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -206,10 +209,8 @@ class DreamCog(commands.Cog):
         self.bot.add_dynamic_items(CancelButton, PresetPicker)
         self.bot.queue.on_change = self._positions_changed.set
         await self._resume()  # before any worker or interaction: old jobs keep their turn
-        self._workers = [
-            asyncio.create_task(self._worker(), name=f"dream-worker-{i}")
-            for i in range(self.bot.executor.capacity)
-        ]
+        self.bot.executor.on_capacity_change = self._fit_workers
+        self._fit_workers()
         self._refresher = asyncio.create_task(self._refresh_positions(), name="dream-positions")
 
     async def _resume(self) -> None:
@@ -555,10 +556,42 @@ class DreamCog(commands.Cog):
 
     # -- running jobs -----------------------------------------------------------------------
 
+    def _fit_workers(self) -> None:
+        """One worker task per dream the executor can run at once, as that number changes
+        (a Ray cluster grows and shrinks): new tasks start now; surplus ones leave, idle
+        ones at once, busy ones after their job. A job is only taken by a free worker."""
+        self._workers = [task for task in self._workers if not task.done()]
+        if self._stopping:
+            return
+        surplus = len(self._workers) - self.bot.executor.capacity
+        for task in [task for task in self._workers if task in self._idle][: max(surplus, 0)]:
+            task.cancel()  # waiting in take(): cancelling it loses no job
+            self._workers.remove(task)
+        while len(self._workers) < self.bot.executor.capacity:
+            name = f"dream-worker-{next(self._worker_names)}"
+            self._workers.append(asyncio.create_task(self._worker(), name=name))
+
+    def _still_wanted(self) -> bool:
+        """False for a worker task over the executor's capacity; it leaves the pool."""
+        if len(self._workers) <= self.bot.executor.capacity:
+            return True
+        me = asyncio.current_task()
+        if me in self._workers:
+            self._workers.remove(me)  # type: ignore[arg-type]
+        return False
+
+    async def _take(self) -> Job:
+        me = asyncio.current_task()
+        self._idle.add(me)  # type: ignore[arg-type]
+        try:
+            return await self.bot.queue.take()
+        finally:
+            self._idle.discard(me)  # type: ignore[arg-type]
+
     async def _worker(self) -> None:
-        while True:
+        while self._still_wanted():
             try:
-                job = await self.bot.queue.take()
+                job = await self._take()
             except QueueClosed:
                 return
             try:
@@ -619,8 +652,9 @@ class DreamCog(commands.Cog):
         record = dream_job.record
         frames = suggest_frame_every(record.params, GIF_FRAMES) if record.animate else None
         return DreamRequest(
-            image, record.params, record.max_side, frames, record.variants, record.title
-        )
+            image, record.params, record.max_side, frames, record.variants, record.title,
+            label=record.id,  # /dreamadmin status says whose it is, to that server only
+        )  # fmt: skip
 
     async def _saved_image(self, job_id: str) -> Image.Image:
         data = await self.bot.jobs.image(job_id)

@@ -41,6 +41,7 @@ class DreamRequest:
     # A comparison: each variant dreamed from the same image, one grid (`DreamResult.panels`).
     variants: tuple[Variant, ...] = ()
     title: str | None = None  # the grid's title; None: what the variants share
+    label: str = ""  # what the job is, for the worker list (/dreamadmin status) and the log
 
 
 def run_request(
@@ -99,9 +100,35 @@ class DreamFailed(Exception):
     """The engine failed for a reason that is not the user's; the message is for them."""
 
 
+class ExecutorUnavailable(Exception):
+    """The executor cannot start (its cluster cannot be reached...); one line for the admin."""
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One worker, as `/dreamadmin status` and the log show it."""
+
+    name: str
+    host: str  # where it runs: the host name (and Ray node)
+    device: str  # "GPU 0", "CPU (4 cores)"
+    jobs_done: int
+    job: str | None = None  # the job in hand; None: idle
+    state: str = "ready"  # ready, starting, restarting, leaving
+
+
 class Executor(Protocol):
+    """Where dreams run. `capacity` may change while the bot runs (a Ray cluster grows):
+
+    such an executor calls `on_capacity_change()` (set by the dream cog, called on the
+    event loop) after each change, and the cog keeps one worker task per unit of
+    capacity. `workers()` describes the workers for `/dreamadmin status`.
+    """
+
     model_name: str
     capacity: int  # dreams it can run at once
+    on_capacity_change: Callable[[], None] | None
+
+    def workers(self) -> list[WorkerStatus]: ...
 
     async def start(self) -> None: ...
 
@@ -151,12 +178,23 @@ class LocalExecutor:
     """One engine on one worker thread of this process."""
 
     capacity = 1
+    on_capacity_change: Callable[[], None] | None = None  # never called: capacity stays 1
 
     def __init__(self, config: EngineConfig) -> None:
         self.model_name = config.model
         self._config = config
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-engine")
         self._engine: DreamEngine | None = None
+        self._jobs_done = 0
+        self._in_hand: str | None = None
+
+    def workers(self) -> list[WorkerStatus]:
+        return [
+            WorkerStatus(
+                "engine thread", local_host(), "this process", self._jobs_done, self._in_hand,
+                "ready" if self._engine is not None else "starting",
+            )
+        ]  # fmt: skip
 
     async def start(self) -> None:
         """Build the engine (and its first graph) before the bot takes jobs."""
@@ -181,8 +219,11 @@ class LocalExecutor:
             return run_request(self._engine, request, report, cancel, max_side=request.max_side)
 
         future = loop.run_in_executor(self._pool, work)
+        self._in_hand = request.label or "a dream"
         try:
-            return await asyncio.shield(future)
+            result = await asyncio.shield(future)
+            self._jobs_done += 1
+            return result
         except asyncio.CancelledError:
             cancel.set()  # the awaiting task went away: stop the engine at its next check
             raise
@@ -194,6 +235,15 @@ class LocalExecutor:
                 f"The dream engine failed ({type(error).__name__}). Nothing was lost on your "
                 "side; try again, maybe with a smaller image."
             ) from error
+        finally:
+            self._in_hand = None
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def local_host() -> str:
+    """This machine's name, for the worker list."""
+    import socket
+
+    return socket.gethostname()

@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ModelUnavailableError, UserError
-from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig, run_request
+from dream_engine.executor import (
+    DreamFailed,
+    DreamRequest,
+    EngineConfig,
+    WorkerStatus,
+    local_host,
+    run_request,
+)
 from dream_engine.params import DreamParams
 
 if TYPE_CHECKING:
@@ -357,6 +364,7 @@ class ProcessExecutor:
     """The engine in one supervised worker process: a crash costs a dream, not the bot."""
 
     capacity = 1
+    on_capacity_change: Callable[[], None] | None = None  # never called: capacity stays 1
 
     def __init__(
         self,
@@ -380,6 +388,15 @@ class ProcessExecutor:
         self._cleanups: set[asyncio.Future[None]] = set()  # dead workers being reaped
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop those three belong to
         self._closed = False
+        self._jobs_done = 0
+        self._in_hand: str | None = None
+
+    def workers(self) -> list[WorkerStatus]:
+        """The one worker process (its process id; the count survives restarts)."""
+        worker = self._worker
+        name = "worker process" if worker is None else f"worker process {worker.pid}"
+        state = "ready" if worker is not None else ("starting" if not self._closed else "closed")
+        return [WorkerStatus(name, local_host(), "local", self._jobs_done, self._in_hand, state)]
 
     @property
     def worker_pid(self) -> int | None:
@@ -429,37 +446,52 @@ class ProcessExecutor:
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
     ) -> DreamResult:
-        """The job: up to two attempts, the second on a fresh worker if the first killed one."""
+        """The job, one at a time on the worker's pipe."""
         self._bind_to_running_loop()
         job = await asyncio.to_thread(_encode_job, request)
         async with self._lock:
-            for attempt in (1, 2):
-                worker = await self._ready_unless_cancelled(cancel)
-                try:
-                    outcome = await self._attempt(worker, job, on_progress, cancel)
-                except _WorkerDied as death:
-                    will_retry = attempt == 1 and not self._closed
-                    log.error(
-                        "dream worker %s died during a job (exit code %s); %s",
-                        worker.pid,
-                        death.exit_code,
-                        "retrying it on a fresh worker" if will_retry else "not retrying",
-                    )
-                    self._replace(worker)
-                    if self._closed:
-                        raise DreamFailed("The dream engine was shut down; try again.") from None
-                    if will_retry:
-                        continue
-                    raise WorkerCrashed(
-                        "This dream crashed the dream engine twice, so it was not tried again. "
-                        "Try a smaller image or fewer octaves."
-                    ) from None
-                worker.jobs_done += 1
-                if self.recycle_after and worker.jobs_done >= self.recycle_after:
-                    self._replace(worker)  # idle now: its replacement starts in the background
-                if isinstance(outcome, _Failed):
-                    _raise(outcome)
-                return await asyncio.to_thread(_decode_result, outcome, request.params)
+            self._in_hand = request.label or "a dream"
+            try:
+                return await self._attempts(request, job, on_progress, cancel)
+            finally:
+                self._in_hand = None
+
+    async def _attempts(
+        self,
+        request: DreamRequest,
+        job: _Job,
+        on_progress: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> DreamResult:
+        """Up to two attempts, the second on a fresh worker if the first killed one."""
+        for attempt in (1, 2):
+            worker = await self._ready_unless_cancelled(cancel)
+            try:
+                outcome = await self._attempt(worker, job, on_progress, cancel)
+            except _WorkerDied as death:
+                will_retry = attempt == 1 and not self._closed
+                log.error(
+                    "dream worker %s died during a job (exit code %s); %s",
+                    worker.pid,
+                    death.exit_code,
+                    "retrying it on a fresh worker" if will_retry else "not retrying",
+                )
+                self._replace(worker)
+                if self._closed:
+                    raise DreamFailed("The dream engine was shut down; try again.") from None
+                if will_retry:
+                    continue
+                raise WorkerCrashed(
+                    "This dream crashed the dream engine twice, so it was not tried again. "
+                    "Try a smaller image or fewer octaves."
+                ) from None
+            worker.jobs_done += 1
+            self._jobs_done += 1
+            if self.recycle_after and worker.jobs_done >= self.recycle_after:
+                self._replace(worker)  # idle now: its replacement starts in the background
+            if isinstance(outcome, _Failed):
+                _raise(outcome)
+            return await asyncio.to_thread(_decode_result, outcome, request.params)
         raise AssertionError("unreachable")
 
     async def _attempt(

@@ -1,0 +1,560 @@
+"""`RayExecutor`: the executor seam on a Ray cluster, one `DreamWorker` actor per GPU.
+
+The bot keeps the fair queue; this executor only runs what it is handed, one
+job per worker at a time, and tells the bot (`on_capacity_change`) when the
+number of ready workers changes, so the bot hands out exactly that many jobs.
+
+- `DreamWorker` (an actor, `num_gpus=1`, or `num_cpus=worker_cpus` on CPU-only
+  clusters) builds the engine once and dreams job after job through the same
+  `run_job` as the local worker process: image in and images out as PNG bytes,
+  out-of-memory retried once smaller, failures as plain data.
+- Progress: `begin(job_id, job)` starts the dream on a thread of the actor and
+  returns; the bot then long-polls `events(job_id)`, which returns as soon as
+  the engine reports (at most `WAIT` s later) with everything reported since,
+  in order, the outcome last. One caller reads one queue, so order is kept; a
+  dead actor fails the pending call (`RayActorError`), so a crash is seen at
+  once; and it is plain actor calls, which work the same through Ray Client
+  (`ray://`), where streaming generators do not (tried: Ray 2.60 hands back a
+  plain ref). A backlog is thinned to each octave's last event and the latest.
+- Cancel: the actor runs two calls at once (`max_concurrency=2`: `events`, and
+  `cancel(job_id)`, which sets the `threading.Event` the engine checks every
+  step). The job id keeps a late cancel from stopping the next job.
+- A worker that dies mid-job (node lost, out of memory, `ray.kill`): the job is
+  tried once more on another (or the restarted) worker; a job that kills two is
+  `WorkerCrashed`, as in `worker_process`. Ray restarts the actor
+  (`max_restarts=-1`); it counts again once its engine is built.
+- The pool follows the cluster: every `poll_seconds` the executor compares the
+  cluster's GPUs (or CPUs / `worker_cpus`), capped by `max_workers`, with its
+  actors, starts the missing ones and retires the surplus (idle ones first).
+
+This is the only module that imports `ray` (an optional extra: `pip install .[ray]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+try:
+    import ray
+    from ray.exceptions import ActorUnavailableError, RayActorError
+except ImportError as error:  # pragma: no cover - the bot checks this first
+    raise ImportError(
+        "DREAM_EXECUTOR=ray needs Ray: pip install '.[ray]' (or pip install ray)."
+    ) from error
+
+from dream_engine.errors import DreamCancelled
+from dream_engine.executor import (
+    DreamFailed,
+    DreamRequest,
+    EngineConfig,
+    ExecutorUnavailable,
+    WorkerStatus,
+)
+from dream_engine.worker_process import (
+    WorkerCrashed,
+    _decode_result,
+    _Done,
+    _encode_job,
+    _Failed,
+    _Job,
+    _ProgressEvent,
+    _raise,
+    run_job,
+)
+
+if TYPE_CHECKING:
+    from dream_engine.results import DreamResult, Progress
+
+log = logging.getLogger(__name__)
+
+WAIT = 1.0  # seconds one `events` call waits for the job's next report
+POLL_SECONDS = 0.1  # how often a waiting job looks at its cancel flag
+START_SECONDS = 600.0  # start() waits this long for the first workers' engines
+PING_SECONDS = 20.0  # an idle worker that does not answer within this is counted as lost
+CRASHED_TWICE = (
+    "This dream crashed the dream engine twice, so it was not tried again. "
+    "Try a smaller image or fewer octaves."
+)
+
+
+# -- the worker, on a cluster node -------------------------------------------------------------
+
+
+class DreamWorker:
+    """One engine on one GPU (or `worker_cpus` CPUs) of the cluster; one job at a time."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self._engine = config.build()
+        self._cancel = threading.Event()
+        self._job_id: str | None = None
+        self._jobs_done = 0
+        self._running: threading.Thread | None = None
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        gpus = ray.get_gpu_ids()
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+        self._where = {
+            "host": socket.gethostname(),
+            "node": ray.get_runtime_context().get_node_id()[:8],
+            "pid": os.getpid(),
+            "device": f"GPU {gpus[0]}" if gpus else f"CPU ({cpus:g} cores)",
+        }
+
+    def info(self) -> dict[str, Any]:
+        """Where it runs and how much it did; answering at all means the engine is built."""
+        return {**self._where, "jobs_done": self._jobs_done}
+
+    def begin(self, job_id: str, job: _Job) -> None:
+        """Start `job` on a thread of its own; `events` hands out what it reports."""
+        if self._running is not None:  # the last job's thread ends as it hands its outcome
+            self._running.join(timeout=10)
+            if self._running.is_alive():
+                raise RuntimeError("this dream worker still has a job")
+        self._job_id = job_id
+        self._cancel.clear()
+        self._events = events = queue.SimpleQueue()
+
+        def work() -> None:
+            outcome = run_job(self._engine, job, self._cancel.is_set, events.put)
+            self._jobs_done += 1
+            events.put(outcome)
+
+        self._running = threading.Thread(target=work, name=f"dream-{job_id}", daemon=True)
+        self._running.start()
+
+    def events(self, job_id: str, wait: float) -> list[_ProgressEvent | _Done | _Failed]:
+        """What the job reported since the last call, in order, its outcome last (a long
+        poll: waits up to `wait` s for the first item, then takes what is there). Of a run
+        of progress events only each octave's last and the latest are kept."""
+        if job_id != self._job_id:
+            return []
+        items: list[Any] = []
+        with contextlib.suppress(queue.Empty):
+            items.append(self._events.get(timeout=wait))
+            while True:
+                items.append(self._events.get_nowait())
+        return [
+            item
+            for index, item in enumerate(items)
+            if not isinstance(item, _ProgressEvent)
+            or item.fields["octave_done"]
+            or index + 1 == len(items)
+            or not isinstance(items[index + 1], _ProgressEvent)
+        ]
+
+    def cancel(self, job_id: str) -> None:
+        """Stop `job_id` at the engine's next check (runs beside `events`)."""
+        if self._job_id == job_id:
+            self._cancel.set()
+
+
+# -- the bot's side ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    """One actor, as the executor sees it."""
+
+    name: str
+    actor: Any  # ray.actor.ActorHandle
+    where: dict[str, Any] = field(default_factory=dict)
+    state: str = "starting"  # starting, ready, restarting, leaving
+    job: str | None = None  # the job in hand
+    jobs_done: int = 0
+    watcher: asyncio.Future[None] | None = None  # waiting for it to (re)start
+
+    @property
+    def free(self) -> bool:
+        return self.state == "ready" and self.job is None
+
+
+class RayExecutor:
+    """Dreams on a Ray cluster; capacity = ready `DreamWorker` actors, and follows the cluster."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        address: str | None = None,
+        max_workers: int | None = None,
+        worker_cpus: int = 4,
+        poll_seconds: float = 30.0,
+        connect_timeout: float = 30.0,
+        init_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_name = config.model
+        self.capacity = 0
+        self.on_capacity_change: Callable[[], None] | None = None
+        self.max_workers = max_workers  # None: one per GPU (or per `worker_cpus` CPUs)
+        self.worker_cpus = worker_cpus
+        self.poll_seconds = poll_seconds
+        self.restarts = 0  # actors that died and were restarted by Ray
+        self._config = config
+        self._address = address
+        self._connect_timeout = connect_timeout
+        self._init_options = init_options or {}
+        self._slots: list[_Slot] = []
+        self._names = itertools.count(1)
+        self._started_ray = False
+        self._watch: asyncio.Task[None] | None = None
+        self._closed = False
+        self._start_error: str | None = None  # why the last worker that died starting did
+
+    # -- the seam ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join (or start) the cluster and wait for the first workers' engines."""
+        await self._connect()
+        await self.fit_pool()
+        starting = [slot.watcher for slot in self._slots if slot.watcher is not None]
+        if starting:
+            _, pending = await asyncio.wait(starting, timeout=START_SECONDS)
+            if pending:  # no room after all (other work on the cluster?): go on without them
+                log.warning(
+                    "%d dream worker(s) not ready after %g s; starting with %d",
+                    len(pending), START_SECONDS, self.capacity,
+                )  # fmt: skip
+        if self.capacity == 0:
+            why = self._start_error or (
+                f"each needs 1 GPU or DREAM_WORKER_CPUS={self.worker_cpus} CPUs"
+            )
+            where = self._resources_text()
+            raise ExecutorUnavailable(
+                f"no dream worker could start on the Ray cluster ({where}): {why.rstrip('.')}."
+            )
+        self._ensure_watch()
+
+    async def submit(
+        self,
+        request: DreamRequest,
+        on_progress: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> DreamResult:
+        self._ensure_watch()
+        job = await asyncio.to_thread(_encode_job, request)
+        label = request.label or "a dream"
+        deaths = 0  # workers that died with this job in hand
+        unstarted = 0  # workers found dead when handed this job
+        while True:
+            slot = await self._free_slot(cancel)
+            slot.job = label
+            log.info(
+                "job %s on %s (%s, %s)",
+                label, slot.name, slot.where.get("host"), slot.where.get("device"),
+            )  # fmt: skip
+            try:
+                outcome = await self._attempt(slot, job, on_progress, cancel)
+            except _DeadBeforeStart:  # died idle, unnoticed: not this job's fault (3 at most)
+                log.error("dream worker %s was gone before its job started", slot.name)
+                self._lost(slot)
+                unstarted += 1
+                if unstarted < 3:
+                    continue
+                raise DreamFailed(
+                    "No dream worker could take this dream just now; try again in a minute."
+                ) from None
+            except ray.exceptions.RayTaskError as error:  # not a death: the call itself failed
+                log.error("dream worker %s refused a job: %s", slot.name, error)
+                raise DreamFailed(
+                    "The dream engine failed (RayTaskError). Nothing was lost on your side; "
+                    "try again."
+                ) from None
+            except RayActorError as death:
+                deaths += 1
+                will_retry = deaths == 1 and not self._closed
+                log.error(
+                    "dream worker %s died during a job (%s); %s",
+                    slot.name,
+                    type(death).__name__,
+                    "retrying it on another worker" if will_retry else "not retrying",
+                )
+                self._lost(slot)
+                if self._closed:
+                    raise DreamFailed("The dream engine was shut down; try again.") from None
+                if will_retry:
+                    continue
+                raise WorkerCrashed(CRASHED_TWICE) from None
+            finally:
+                slot.job = None
+            slot.jobs_done += 1
+            if slot.state == "leaving":
+                self._retire(slot)
+            if isinstance(outcome, _Failed):
+                _raise(outcome)
+            return await asyncio.to_thread(_decode_result, outcome, request.params)
+
+    def workers(self) -> list[WorkerStatus]:
+        return [
+            WorkerStatus(
+                slot.name,
+                f"{slot.where.get('host', '?')} (node {slot.where.get('node', '?')})",
+                slot.where.get("device", "?"),
+                slot.jobs_done,
+                slot.job,
+                slot.state,
+            )
+            for slot in self._slots
+        ]
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+        for slot in self._slots:
+            if slot.watcher is not None:
+                slot.watcher.cancel()
+            with contextlib.suppress(Exception):
+                ray.kill(slot.actor, no_restart=True)
+        self._slots.clear()
+        self._set_capacity()
+        if self._started_ray:
+            await asyncio.to_thread(ray.shutdown)
+
+    # -- the pool ---------------------------------------------------------------------
+
+    def wanted(self) -> int:
+        """How many workers the cluster has room for now, capped by `max_workers`."""
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        room = gpus if gpus else int(resources.get("CPU", 0)) // self.worker_cpus
+        return room if self.max_workers is None else min(room, self.max_workers)
+
+    async def fit_pool(self) -> None:
+        """Start workers the cluster has room for; retire the surplus (idle first)."""
+        wanted = await asyncio.to_thread(self.wanted)
+        staying = [slot for slot in self._slots if slot.state != "leaving"]
+        for _ in range(wanted - len(staying)):
+            self._add_worker()
+        surplus = len(staying) - wanted
+        if surplus > 0:
+            order = {"starting": 0, "restarting": 0, "ready": 1}
+            for slot in sorted(staying, key=lambda s: (order[s.state], s.job is not None))[
+                :surplus
+            ]:
+                if slot.job is None:
+                    self._retire(slot)
+                else:
+                    slot.state = "leaving"  # retired after its job
+                    log.info("dream worker %s leaves after its job", slot.name)
+            self._set_capacity()
+
+    def _add_worker(self) -> None:
+        resources = (
+            {"num_gpus": 1}
+            if ray.cluster_resources().get("GPU", 0)
+            else {"num_cpus": self.worker_cpus}
+        )
+        actor = (
+            ray.remote(DreamWorker)
+            .options(max_concurrency=2, max_restarts=-1, **resources)  # type: ignore[arg-type]
+            .remote(self._config)
+        )
+        slot = _Slot(f"dream-worker-{next(self._names)}", actor)
+        self._slots.append(slot)
+        log.info("dream worker %s starting (%s)", slot.name, resources)
+        self._await_ready(slot)
+
+    def _await_ready(self, slot: _Slot) -> None:
+        slot.watcher = asyncio.ensure_future(self._until_ready(slot))
+
+    async def _until_ready(self, slot: _Slot) -> None:
+        """Wait for the actor's engine (or its restart); then it takes jobs."""
+        while slot in self._slots:
+            try:
+                slot.where = await slot.actor.info.remote()
+            except ActorUnavailableError:
+                await asyncio.sleep(1.0)  # restarting or unreachable for now
+                continue
+            except RayActorError as error:
+                log.error("dream worker %s is gone for good: %s", slot.name, error)
+                lines = [line for line in str(error).splitlines() if line.strip()]
+                self._start_error = lines[-1][:200] if lines else type(error).__name__
+                self._slots.remove(slot)
+                self._set_capacity()
+                return
+            if slot.state != "leaving":
+                slot.state = "ready"
+            log.info(
+                "dream worker %s ready on %s (node %s), %s",
+                slot.name, slot.where["host"], slot.where["node"], slot.where["device"],
+            )  # fmt: skip
+            self._set_capacity()
+            return
+
+    def _lost(self, slot: _Slot) -> None:
+        """A worker died: Ray restarts it; it counts again once its engine is back."""
+        self.restarts += 1
+        if slot.state == "leaving":
+            self._retire(slot)
+            return
+        slot.state = "restarting"
+        self._set_capacity()
+        self._await_ready(slot)
+
+    def _retire(self, slot: _Slot) -> None:
+        log.info("dream worker %s retired", slot.name)
+        if slot in self._slots:
+            self._slots.remove(slot)
+        if slot.watcher is not None:
+            slot.watcher.cancel()
+        with contextlib.suppress(Exception):
+            ray.kill(slot.actor, no_restart=True)
+        self._set_capacity()
+
+    def _set_capacity(self) -> None:
+        capacity = sum(1 for slot in self._slots if slot.state == "ready")
+        if capacity != self.capacity:
+            log.info("dream workers ready: %d (was %d)", capacity, self.capacity)
+            self.capacity = capacity
+            if self.on_capacity_change is not None and not self._closed:
+                self.on_capacity_change()
+
+    def _ensure_watch(self) -> None:
+        """The pool watcher, on the running loop (tests use the executor from several)."""
+        loop = asyncio.get_running_loop()
+        if self._watch is None or self._watch.done() or self._watch.get_loop() is not loop:
+            self._watch = loop.create_task(self._watch_pool(), name="ray-pool")
+
+    async def _watch_pool(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                await self.fit_pool()
+                await self._ping_idle()
+            except Exception:
+                log.exception("could not check the Ray cluster")
+
+    async def _ping_idle(self) -> None:
+        """An idle worker that died (its node left) is noticed before a job finds it."""
+        for slot in [slot for slot in self._slots if slot.free]:
+            try:
+                await asyncio.wait_for(slot.actor.info.remote(), PING_SECONDS)
+            except (RayActorError, TimeoutError):
+                if slot.free:
+                    log.error("dream worker %s stopped answering while idle", slot.name)
+                    self._lost(slot)
+
+    # -- one job ----------------------------------------------------------------------
+
+    async def _free_slot(self, cancel: threading.Event) -> _Slot:
+        """A ready worker without a job; waits (the bot gives one job per worker, so a wait
+        only happens while a worker restarts or the cluster is gone)."""
+        while True:
+            if self._closed:
+                raise DreamFailed("The dream engine was shut down; try again.")
+            if cancel.is_set():
+                raise DreamCancelled()
+            for slot in self._slots:
+                if slot.free:
+                    return slot
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _attempt(
+        self,
+        slot: _Slot,
+        job: _Job,
+        on_progress: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> _Done | _Failed:
+        """Run the job on one worker, relaying progress and cancel; `RayActorError` if it dies."""
+        from dream_engine.results import Progress
+
+        job_id = uuid.uuid4().hex
+        try:
+            await slot.actor.begin.remote(job_id, job)
+        except RayActorError as error:
+            raise _DeadBeforeStart() from error
+        cancel_sent = False
+        try:
+            while True:
+                reply = asyncio.ensure_future(_result(slot.actor.events.remote(job_id, WAIT)))
+                while not reply.done():
+                    if cancel.is_set() and not cancel_sent:
+                        cancel_sent = True
+                        slot.actor.cancel.remote(job_id)
+                    await asyncio.wait({reply}, timeout=POLL_SECONDS)
+                for item in reply.result():
+                    if isinstance(item, _ProgressEvent):
+                        try:
+                            on_progress(Progress(**item.fields))
+                        except Exception:
+                            log.exception("progress callback failed")
+                        continue
+                    assert isinstance(item, _Done | _Failed), f"unexpected item {item!r}"
+                    return item
+        except asyncio.CancelledError:
+            slot.actor.cancel.remote(job_id)  # the caller went away: stop the engine
+            raise
+
+    # -- connecting -------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        """`ray.init`, bounded by `connect_timeout` (an unreachable address retries forever)."""
+        if ray.is_initialized():
+            return
+        address = self._address or "local"
+        outcome: list[BaseException | None] = []
+
+        def connect() -> None:
+            try:
+                ray.init(
+                    address=address,
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                    **self._init_options,
+                )
+                outcome.append(None)
+            except BaseException as error:
+                outcome.append(error)
+
+        if address == "local":
+            # Here, not on a thread: Ray's processes die with the thread that started them
+            # (PR_SET_PDEATHSIG), and starting a local Ray cannot hang on an address.
+            connect()
+        else:
+            thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+            thread.start()
+            await asyncio.to_thread(thread.join, self._connect_timeout)
+        where = "a local Ray" if address == "local" else f"the Ray cluster at {address}"
+        if not outcome:
+            raise ExecutorUnavailable(
+                f"could not reach {where} within {self._connect_timeout:g} s "
+                "(check RAY_ADDRESS, that `ray start --head` runs there, and RAY_AUTH_TOKEN if "
+                "the cluster uses token authentication)."
+            )
+        if (error := outcome[0]) is not None:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ExecutorUnavailable(f"could not start or join {where}: {first_line[:200]}")
+        self._started_ray = address == "local"
+        log.info("joined %s: %s", where, self._resources_text())
+
+    def _resources_text(self) -> str:
+        resources = ray.cluster_resources()
+        return (
+            ", ".join(
+                f"{resources.get(name, 0):g} {name}" for name in ("GPU", "CPU") if name in resources
+            )
+            or "no resources"
+        )
+
+
+class _DeadBeforeStart(Exception):
+    """The worker was dead (or restarting) before the job reached it."""
+
+
+async def _result(ref: Any) -> Any:
+    return await ref
+
+
+__all__ = ["DreamWorker", "RayExecutor"]
