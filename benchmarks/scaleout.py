@@ -1,12 +1,16 @@
-"""Scale-out benchmark: the same jobs on 1, then 2, Ray CPU workers.
+"""Scale-out benchmark: the same jobs on the local worker process, then 1 and 2 Ray workers.
 
-    python -m benchmarks.scaleout [--jobs 8 --side 224 --iterations 20 --workers 1,2]
+    python -m benchmarks.scaleout [--jobs 8 --side 256 --iterations 20 --workers 1,2]
 
-Starts a local Ray (needs the `ray` extra), then for each worker count runs
-`--jobs` dreams (InceptionV3, random weights) the way the bot does: never more
-jobs in flight than the executor has ready workers. One warm-up job per worker
-first (the graph is traced per image size). Prints one line per worker count:
-jobs, seconds, dreams per minute, and the speed-up over the first count.
+Runs `--jobs` dreams (InceptionV3, random weights) the way the bot does, never
+more jobs in flight than the executor has ready workers: first on the default
+local executor (one supervised worker process), then on a local Ray (needs the
+`ray` extra) with each worker count. One warm-up job per worker first. Prints a
+JSON line per executor: jobs, seconds, dreams per minute, the speed-up over the
+local executor, and for Ray with one worker its overhead per job (dispatch,
+image transfer, progress polling) as a share of a local job's time. Then a line
+that models a cluster: dreams per hour for 1, 4 and 16 workers, from one
+worker's measured rate less that overhead.
 
 On a 2-core machine two CPU workers share the same cores (TensorFlow already
 uses every core in one process), so the speed-up there says little about a
@@ -18,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -28,13 +35,8 @@ from dream_engine.executor import DreamRequest, EngineConfig
 from dream_engine.params import DreamParams
 
 
-async def run(workers: int, jobs: int, params: DreamParams, side: int) -> float:
-    from dream_engine.ray_cluster import RayExecutor
-
-    executor = RayExecutor(
-        EngineConfig("inceptionv3", "random"), max_workers=workers, worker_cpus=1
-    )
-    await executor.start()
+async def run(executor: Any, jobs: int, params: DreamParams, side: int) -> float:
+    """Seconds for `jobs` dreams on a started executor, as many in flight as it has workers."""
     image = Image.fromarray(
         np.random.default_rng(0).integers(0, 256, (side * 3 // 4, side, 3), dtype=np.uint8), "RGB"
     )
@@ -51,33 +53,81 @@ async def run(workers: int, jobs: int, params: DreamParams, side: int) -> float:
 
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(jobs)))
-    seconds = time.perf_counter() - started
-    await executor.close()
-    return seconds
+    return time.perf_counter() - started
+
+
+async def timed(make: Callable[[], Any], jobs: int, params: DreamParams, side: int) -> float:
+    executor = make()
+    await executor.start()
+    try:
+        return await run(executor, jobs, params, side)
+    finally:
+        await executor.close()
+
+
+def local_executor() -> Any:
+    from dream_engine.worker_process import ProcessExecutor
+
+    return ProcessExecutor(EngineConfig("inceptionv3", "random"))
+
+
+def ray_executor(workers: int) -> Callable[[], Any]:
+    def make() -> Any:
+        from dream_engine.ray_cluster import RayExecutor
+
+        config = EngineConfig("inceptionv3", "random")
+        return RayExecutor(config, max_workers=workers, worker_cpus=1)
+
+    return make
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
-    parser.add_argument("--side", type=int, default=224)
+    parser.add_argument("--side", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
     import ray
 
     counts = [int(n) for n in args.workers.split(",")]
-    ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="ERROR")
     params = DreamParams(layers={"mixed3": 1.0}, octaves=2, iterations=args.iterations)
-    base = None
+    local = asyncio.run(timed(local_executor, args.jobs, params, args.side))
+    report("local", 1, args.jobs, local, local)
+    ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="ERROR")
+    overhead = 0.0
     for workers in counts:
-        seconds = asyncio.run(run(workers, args.jobs, params, args.side))
-        rate = args.jobs / seconds * 60
-        base = base or rate
-        print(
-            f"{workers} worker(s): {args.jobs} jobs in {seconds:.1f} s, "
-            f"{rate:.1f} dreams/min, x{rate / base:.2f}"
-        )
+        seconds = asyncio.run(timed(ray_executor(workers), args.jobs, params, args.side))
+        extra = {}
+        if workers == 1:
+            overhead = max(0.0, (seconds - local) / local)
+            extra["overhead_per_job_s"] = round((seconds - local) / args.jobs, 3)
+            extra["overhead_share"] = round(overhead, 3)
+        report("ray", workers, args.jobs, seconds, local, **extra)
     ray.shutdown()
+    per_worker = args.jobs / local * 3600 * (1 - overhead)
+    print(
+        json.dumps(
+            {
+                "model": "dreams per hour = one worker's rate x workers x (1 - overhead)",
+                "one_worker_per_hour": round(per_worker),
+                "cluster_per_hour": {n: round(per_worker * n) for n in (1, 4, 16)},
+                "note": "CPU workers here; a GPU worker's rate comes from `make bench` on a GPU",
+            }
+        )
+    )
+
+
+def report(executor: str, workers: int, jobs: int, seconds: float, local: float, **extra) -> None:
+    print(
+        json.dumps(
+            {
+                "executor": executor, "workers": workers, "jobs": jobs,
+                "seconds": round(seconds, 1), "dreams_per_min": round(jobs / seconds * 60, 1),
+                "speedup_vs_local": round(local / seconds, 2), **extra,
+            }
+        )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
