@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,28 +37,44 @@ from dream_engine.executor import DreamRequest, EngineConfig
 from dream_engine.params import DreamParams
 
 
-async def run(executor: Any, jobs: int, params: DreamParams, side: int) -> float:
-    """Seconds for `jobs` dreams on a started executor, as many in flight as it has workers."""
+async def run(executor: Any, jobs: int, params: DreamParams, side: int) -> Timing:
+    """`jobs` dreams on a started executor, as many in flight as it has workers.
+
+    A job's overhead is its wall time in `submit` less the engine's own time
+    (`DreamResult.seconds`): dispatch, image transfer and progress, measured per
+    job, so it does not drown in the run-to-run noise of the total.
+    """
+    overheads: list[float] = []
     image = Image.fromarray(
         np.random.default_rng(0).integers(0, 256, (side * 3 // 4, side, 3), dtype=np.uint8), "RGB"
     )
 
-    async def dream() -> None:
-        await executor.submit(DreamRequest(image, params, side), lambda p: None, threading.Event())
+    async def dream() -> float:
+        started = time.perf_counter()
+        result = await executor.submit(
+            DreamRequest(image, params, side), lambda p: None, threading.Event()
+        )
+        return time.perf_counter() - started - result.seconds
 
     await asyncio.gather(*(dream() for _ in range(executor.capacity)))  # warm up every worker
     slots = asyncio.Semaphore(executor.capacity)  # as the bot: one job per ready worker
 
     async def one() -> None:
         async with slots:
-            await dream()
+            overheads.append(await dream())
 
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(jobs)))
-    return time.perf_counter() - started
+    return Timing(time.perf_counter() - started, statistics.median(overheads))
 
 
-async def timed(make: Callable[[], Any], jobs: int, params: DreamParams, side: int) -> float:
+@dataclass(frozen=True)
+class Timing:
+    seconds: float  # all jobs, wall clock
+    overhead: float  # per job, median: wall time in submit less the engine's time
+
+
+async def timed(make: Callable[[], Any], jobs: int, params: DreamParams, side: int) -> Timing:
     executor = make()
     await executor.start()
     try:
@@ -95,21 +113,19 @@ def main() -> None:
     local = asyncio.run(timed(local_executor, args.jobs, params, args.side))
     report("local", 1, args.jobs, local, local)
     ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="ERROR")
-    overhead = 0.0
+    share = 0.0
     for workers in counts:
-        seconds = asyncio.run(timed(ray_executor(workers), args.jobs, params, args.side))
-        extra = {}
+        timing = asyncio.run(timed(ray_executor(workers), args.jobs, params, args.side))
+        report("ray", workers, args.jobs, timing, local)
         if workers == 1:
-            overhead = max(0.0, (seconds - local) / local)
-            extra["overhead_per_job_s"] = round((seconds - local) / args.jobs, 3)
-            extra["overhead_share"] = round(overhead, 3)
-        report("ray", workers, args.jobs, seconds, local, **extra)
+            share = timing.overhead / (timing.seconds / args.jobs)
     ray.shutdown()
-    per_worker = args.jobs / local * 3600 * (1 - overhead)
+    per_worker = args.jobs / local.seconds * 3600 * (1 - share)
     print(
         json.dumps(
             {
-                "model": "dreams per hour = one worker's rate x workers x (1 - overhead)",
+                "model": "dreams per hour = one worker's rate x workers x (1 - Ray's overhead)",
+                "ray_overhead_share": round(share, 3),
                 "one_worker_per_hour": round(per_worker),
                 "cluster_per_hour": {n: round(per_worker * n) for n in (1, 4, 16)},
                 "note": "CPU workers here; a GPU worker's rate comes from `make bench` on a GPU",
@@ -118,13 +134,16 @@ def main() -> None:
     )
 
 
-def report(executor: str, workers: int, jobs: int, seconds: float, local: float, **extra) -> None:
+def report(executor: str, workers: int, jobs: int, timing: Timing, local: Timing) -> None:
+    per_job = timing.seconds / jobs
     print(
         json.dumps(
             {
                 "executor": executor, "workers": workers, "jobs": jobs,
-                "seconds": round(seconds, 1), "dreams_per_min": round(jobs / seconds * 60, 1),
-                "speedup_vs_local": round(local / seconds, 2), **extra,
+                "seconds": round(timing.seconds, 1), "dreams_per_min": round(60 / per_job, 1),
+                "speedup_vs_local": round(local.seconds / timing.seconds, 2),
+                "overhead_per_job_s": round(timing.overhead, 3),
+                "overhead_share": round(timing.overhead / per_job, 3),
             }
         )
     )  # fmt: skip
