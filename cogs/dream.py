@@ -64,6 +64,10 @@ REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachme
 FILES_PER_MESSAGE = 10
 GIF_FRAMES = 48  # animate:true: about this many frames across the whole dream
 GOODBYE_GRACE = 10.0  # seconds paused dreams get to say so at shutdown
+NO_WORKERS = (
+    "⏸️ The dream workers can't be reached right now; your dream keeps its place and will "
+    "start when they are back."
+)
 NOT_SAVED = "⚠️ I could not save this dream, so it was not queued. Please try again."
 
 
@@ -200,6 +204,7 @@ class DreamCog(commands.Cog):
         self._positions_changed = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
         self._stopping = False
+        self._capacity: int | None = None  # the executor's, as last seen
         self.context_menu = app_commands.ContextMenu(
             name="Dream this image", callback=self.dream_this
         )
@@ -519,9 +524,10 @@ class DreamCog(commands.Cog):
         dream_job.shown_position = position
         waiting = f"{ordinal(position)} in line" if position > 1 else "next in line"
         back = " (back after a restart)" if dream_job.resumed else ""
+        outage = f"\n{NO_WORKERS}" if self._capacity == 0 else ""
         await self._edit(
             dream_job,
-            content=f"🌙 Queued {dream_job.what}: {waiting}{back}.",
+            content=f"🌙 Queued {dream_job.what}: {waiting}{back}.{outage}",
             view=self._cancel_view(dream_job),
         )
 
@@ -563,6 +569,7 @@ class DreamCog(commands.Cog):
         self._workers = [task for task in self._workers if not task.done()]
         if self._stopping:
             return
+        self._notice_outage(self.bot.executor.capacity)
         surplus = len(self._workers) - self.bot.executor.capacity
         for task in [task for task in self._workers if task in self._idle][: max(surplus, 0)]:
             task.cancel()  # waiting in take(): cancelling it loses no job
@@ -570,6 +577,21 @@ class DreamCog(commands.Cog):
         while len(self._workers) < self.bot.executor.capacity:
             name = f"dream-worker-{next(self._worker_names)}"
             self._workers.append(asyncio.create_task(self._worker(), name=name))
+
+    def _notice_outage(self, capacity: int) -> None:
+        """No worker left (a Ray cluster lost), or one back: show every waiting member
+        again where they stand and why. Their jobs stay in line (and on disk) throughout."""
+        was, self._capacity = self._capacity, capacity
+        if was is None or (was > 0) == (capacity > 0):
+            return
+        waiting = self.bot.queue.waiting()
+        if capacity == 0:
+            log.warning("no dream worker is reachable; %d job(s) wait", len(waiting))
+        else:
+            log.info("dream workers are back; %d job(s) waiting", len(waiting))
+        for job in waiting:
+            job.payload.shown_position = None  # the refresher edits each one again
+        self._positions_changed.set()
 
     def _still_wanted(self) -> bool:
         """False for a worker task over the executor's capacity; it leaves the pool."""

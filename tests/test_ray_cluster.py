@@ -327,3 +327,35 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path):
         "(check RAY_ADDRESS, that `ray start --head` runs there, and RAY_AUTH_TOKEN if the "
         "cluster uses token authentication)."
     )
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_with_no_worker_left_waiting_members_are_told_and_served_when_one_is_back(
+    tmp_path, cluster, cat_photo
+):
+    """What a lost cluster looks like to the bot: the pool drops to none, jobs stay in line."""
+    settings = settings_for(tmp_path, executor="ray", workers=1, worker_cpus=1, ray_poll=0.5)
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
+        bot = create_bot(settings)
+        await asyncio.wait_for(bot.start_executor(), WAIT)
+        await fake.start_bot(bot)
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        running = await fake.slash(guild, bob, "dream", {"image": image, "preset": "iter-high"})
+        await running.wait_original(lambda m: "Dreaming" in (m.content or ""), timeout=WAIT)
+        waiting = await fake.slash(
+            guild, carol, "dream", {"image": image, "preset": "one-octave", "iterations": 2}
+        )
+        await waiting.wait_original(lambda m: "next in line" in (m.content or ""), timeout=WAIT)
+
+        bot.executor.max_workers = 0  # the pool empties, as when the cluster goes away
+        told = await waiting.wait_original(
+            lambda m: "can't be reached" in (m.content or ""), timeout=WAIT
+        )
+        assert "next in line" in told.content and told.buttons  # still queued, still cancellable
+        assert [job.user_id for job in bot.queue.waiting()] == [carol.id]
+
+        bot.executor.max_workers = 1  # back
+        await waiting.wait_original(lambda m: bool(m.embeds and m.files), timeout=WAIT)
+        await bot.close()
