@@ -1,0 +1,59 @@
+"""Machines joining and leaving a real multi-node Ray cluster (several raylets on this host).
+
+Ray's own `ray.cluster_utils.Cluster` starts real nodes, each with its own
+resources, that can be added and removed while the bot's executor runs: the
+pool follows within the executor's poll interval, with no restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from dream_engine.executor import DreamRequest, EngineConfig  # noqa: E402
+from dream_engine.params import DreamParams  # noqa: E402
+from dream_engine.ray_cluster import RayExecutor  # noqa: E402
+from tests.test_ray_cluster import WAIT, eventually  # noqa: E402
+
+NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_machine_that_joins_adds_a_worker_and_one_that_leaves_takes_it():
+    cluster = Cluster(initialize_head=True, connect=True, head_node_args=NODE)
+    executor = RayExecutor(EngineConfig("inceptionv3", "random"), worker_cpus=1, poll_seconds=0.5)
+    try:
+        await asyncio.wait_for(executor.start(), WAIT)
+        assert executor.capacity == 1  # one node, one CPU: one worker
+        seen: list[int] = []
+        executor.on_capacity_change = lambda: seen.append(executor.capacity)
+
+        node = cluster.add_node(**NODE)  # a machine joins
+        await eventually(lambda: executor.capacity == 2)
+        hosts = {status.host for status in executor.workers()}  # "host (node id)"
+        assert len(hosts) == 2  # one worker on each node
+        image = Image.fromarray(np.zeros((96, 128, 3), np.uint8))
+        params = DreamParams(layers={"mixed3": 1.0}, octaves=1, iterations=2)
+        results = await asyncio.gather(
+            *(
+                executor.submit(DreamRequest(image, params, 128), lambda p: None, threading.Event())
+                for _ in range(2)
+            )
+        )
+        assert all(result.image.size == (128, 96) for result in results)
+
+        cluster.remove_node(node)  # and leaves
+        await eventually(lambda: executor.capacity == 1 and len(executor.workers()) == 1)
+        assert seen[:1] == [2] and seen[-1] == 1
+    finally:
+        await executor.close()
+        ray.shutdown()
+        cluster.shutdown()
