@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dream_engine.errors import UserError
-from dream_engine.models import MODELS, weights_source
+from dream_engine.executor import EngineConfig
+from dream_engine.models import MODELS
 from dream_engine.params import (
     DEFAULT_TILE_SIZE,
     PRECISIONS,
@@ -191,12 +192,9 @@ def check_max_side(args: argparse.Namespace) -> None:
 
 
 def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
-    """The engine the flags ask for; a wrong weights path fails before TensorFlow loads."""
-    weights_source(params.model, args.weights)
+    """The engine the flags ask for, built as every executor builds one (`EngineConfig`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
-    from dream_engine.engine import DreamEngine
-
-    return DreamEngine(
+    config = EngineConfig(
         model=params.model,
         weights=args.weights,
         seed=params.seed,
@@ -204,6 +202,7 @@ def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
         tile_size=args.tile_size or None,
         head_weights=args.head_weights,
     )
+    return config.build()
 
 
 def _dream(args: argparse.Namespace) -> int:

@@ -62,6 +62,7 @@ from dream_engine.executor import (
     WorkerStatus,
 )
 from dream_engine.worker_process import (
+    CRASHED_TWICE,
     WorkerCrashed,
     _decode_result,
     _Done,
@@ -82,10 +83,6 @@ WAIT = 1.0  # seconds one `events` call waits for the job's next report
 POLL_SECONDS = 0.1  # how often a waiting job looks at its cancel flag
 START_SECONDS = 600.0  # start() waits this long for the first workers' engines
 PING_SECONDS = 20.0  # an idle worker that does not answer within this is counted as lost
-CRASHED_TWICE = (
-    "This dream crashed the dream engine twice, so it was not tried again. "
-    "Try a smaller image or fewer octaves."
-)
 
 
 # -- the worker, on a cluster node -------------------------------------------------------------

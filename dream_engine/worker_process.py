@@ -66,6 +66,13 @@ OOM_SHRINK = 0.7  # an out-of-memory retry runs at this fraction of the size (or
 PNG_LEVEL = 1  # images cross a local pipe: fast beats small
 
 
+#: What the owner of a job that killed two workers is told (every supervised executor).
+CRASHED_TWICE = (
+    "This dream crashed the dream engine twice, so it was not tried again. "
+    "Try a smaller image or fewer octaves."
+)
+
+
 class WorkerCrashed(DreamFailed):
     """The worker process died on this job twice (segfault, OOM kill, killed)."""
 
@@ -481,10 +488,7 @@ class ProcessExecutor:
                     raise DreamFailed("The dream engine was shut down; try again.") from None
                 if will_retry:
                     continue
-                raise WorkerCrashed(
-                    "This dream crashed the dream engine twice, so it was not tried again. "
-                    "Try a smaller image or fewer octaves."
-                ) from None
+                raise WorkerCrashed(CRASHED_TWICE) from None
             worker.jobs_done += 1
             self._jobs_done += 1
             if self.recycle_after and worker.jobs_done >= self.recycle_after:
