@@ -76,6 +76,7 @@ class Settings:
     worker_cpus: int = 4
     ray_poll: float = 30.0  # seconds between looks at the cluster's resources
     ray_connect_timeout: float = 30.0  # seconds to reach the cluster at start-up
+    ray_reconnect: float = 10.0  # seconds between tries to rejoin a lost cluster
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +151,7 @@ class Settings:
             worker_cpus=int(number("DREAM_WORKER_CPUS", cls.worker_cpus)),
             ray_poll=number("DREAM_RAY_POLL", cls.ray_poll, float),
             ray_connect_timeout=number("DREAM_RAY_CONNECT_TIMEOUT", cls.ray_connect_timeout, float),
+            ray_reconnect=number("DREAM_RAY_RECONNECT", cls.ray_reconnect, float),
         )
 
     @property
@@ -231,15 +233,16 @@ def build_executor(settings: Settings) -> Executor:
     if settings.executor == "thread":
         return LocalExecutor(config)
     if settings.executor == "ray":
-        from dream_engine.ray_cluster import RayExecutor  # the only place Ray enters
+        from dream_engine.ray_supervisor import SupervisedRayExecutor  # Ray: in its driver
 
-        return RayExecutor(
+        return SupervisedRayExecutor(
             config,
             address=settings.ray_address or None,
             max_workers=settings.workers,
             worker_cpus=settings.worker_cpus,
             poll_seconds=settings.ray_poll,
             connect_timeout=settings.ray_connect_timeout,
+            reconnect_seconds=settings.ray_reconnect,
         )
     from dream_engine.worker_process import ProcessExecutor
 

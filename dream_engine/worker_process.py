@@ -132,7 +132,9 @@ class _Done:
 class _Failed:
     """Worker -> parent: the job ended without a dream; `kind` says whose fault."""
 
-    kind: Literal["user", "cancelled", "oom", "bug"]
+    # "failed" and "crashed": a supervising executor's own `DreamFailed` / `WorkerCrashed`,
+    # passed on by a process between it and the bot (the Ray driver process).
+    kind: Literal["user", "cancelled", "oom", "bug", "failed", "crashed"]
     error_type: str  # class name; for "user", a UserError subclass the parent re-raises
     message: str
     details: str = ""  # traceback of a bug, for the parent's log
@@ -703,13 +705,29 @@ def _raise(failure: _Failed) -> NoReturn:
         raise DreamCancelled()
     if failure.kind == "user":
         raise _user_error_class(failure.error_type)(failure.message)
-    if failure.kind == "oom":
+    if failure.kind == "crashed":
+        raise WorkerCrashed(failure.message)
+    if failure.kind in ("oom", "failed"):
         raise DreamFailed(failure.message)
     log.error("dream failed in the worker: %s", failure.details or failure.message)
     raise DreamFailed(
         f"The dream engine failed ({failure.error_type}). Nothing was lost on your side; "
         "try again, maybe with a smaller image."
     )
+
+
+def _failure_of(error: BaseException) -> _Failed:
+    """What an executor raised, as data `_raise` turns back into the same error."""
+    if isinstance(error, DreamCancelled):
+        return _Failed("cancelled", "DreamCancelled", "")
+    if isinstance(error, UserError):
+        return _Failed("user", type(error).__name__, str(error))
+    if isinstance(error, WorkerCrashed):
+        return _Failed("crashed", type(error).__name__, str(error))
+    if isinstance(error, DreamFailed):
+        return _Failed("failed", type(error).__name__, str(error))
+    details = "".join(traceback.format_exception(error))
+    return _Failed("bug", type(error).__name__, str(error), details)
 
 
 def _user_error_class(name: str) -> type[UserError]:

@@ -60,3 +60,29 @@ def test_local_executors_report_their_one_worker():
     assert "dreaming (another server's job)" in workers_text(bot, guild_id=1)
     assert f"dreaming job `{job.id}` for <@7>" in workers_text(bot, guild_id=2)
     assert "`worker process` starting on" in workers_text(bot, guild_id=2)
+
+
+def test_the_ray_bot_loads_ray_only_in_its_driver_process():
+    code = (
+        "import sys; from bot import Settings, build_executor; "
+        "executor = build_executor(Settings(token='x', weights='random', executor='ray')); "
+        "print(type(executor).__name__, 'ray' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["SupervisedRayExecutor", "False"], result.stderr
+
+
+def test_a_ray_executor_without_its_cluster_says_so_in_status():
+    from dream_engine.ray_supervisor import SupervisedRayExecutor
+
+    executor = SupervisedRayExecutor(
+        EngineConfig("inceptionv3", "random"), address="ray://head:10001"
+    )
+    bot = SimpleNamespace(
+        executor=executor, queue=JobQueue(10), settings=Settings(token="x", executor="ray")
+    )
+    text = workers_text(bot, guild_id=1)
+    assert "(ray): 0 ready of 1; 0 waiting, 0 running." in text
+    assert "`Ray cluster` unreachable on ray://head:10001" in text

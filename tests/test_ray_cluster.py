@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ from dream_engine.errors import DreamCancelled  # noqa: E402
 from dream_engine.executor import DreamRequest, EngineConfig, ExecutorUnavailable  # noqa: E402
 from dream_engine.params import DreamParams  # noqa: E402
 from dream_engine.ray_cluster import RayExecutor  # noqa: E402
+from dream_engine.ray_supervisor import SupervisedRayExecutor  # noqa: E402
 from dream_engine.results import Progress  # noqa: E402
 from dream_engine.sweeps import Variant  # noqa: E402
 from dream_engine.worker_process import WorkerCrashed  # noqa: E402
@@ -61,8 +62,9 @@ async def eventually(check: Callable[[], bool], timeout: float = WAIT) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A real local Ray for the module; the object store kept small (the machine is)."""
+def cluster() -> Iterator[str]:
+    """A real local Ray for the module (the object store kept small, as the machine is);
+    its address, which the bot's driver process joins as `RAY_ADDRESS`."""
     ray.init(
         num_cpus=4,
         include_dashboard=False,
@@ -70,8 +72,14 @@ def cluster():
         logging_level="ERROR",
         log_to_driver=False,
     )
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+def ray_settings(tmp_path, address: str) -> Settings:
+    return settings_for(
+        tmp_path, executor="ray", ray_address=address, workers=1, worker_cpus=1, ray_poll=0.5
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -260,13 +268,13 @@ def test_settings_read_the_ray_variables():
 
 @pytest.mark.asyncio(loop_scope="function")
 async def test_dream_through_discord_on_ray_and_a_new_worker_is_used(tmp_path, cluster, cat_photo):
-    settings = settings_for(tmp_path, executor="ray", workers=1, worker_cpus=1, ray_poll=0.5)
+    settings = ray_settings(tmp_path, cluster)
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         ada = fake.add_member(guild, "ada", permissions=MANAGE_GUILD)
         bob = fake.add_member(guild, "bob")
         bot = create_bot(settings)
-        assert isinstance(bot.executor, RayExecutor)
+        assert isinstance(bot.executor, SupervisedRayExecutor)  # Ray in its driver process
         await asyncio.wait_for(bot.start_executor(), WAIT)
         await fake.start_bot(bot)
         cog = bot.get_cog("DreamCog")
@@ -334,7 +342,7 @@ async def test_with_no_worker_left_waiting_members_are_told_and_served_when_one_
     tmp_path, cluster, cat_photo
 ):
     """What a lost cluster looks like to the bot: the pool drops to none, jobs stay in line."""
-    settings = settings_for(tmp_path, executor="ray", workers=1, worker_cpus=1, ray_poll=0.5)
+    settings = ray_settings(tmp_path, cluster)
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
