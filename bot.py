@@ -242,6 +242,8 @@ def build_executor(settings: Settings) -> Executor:
             worker_cpus=settings.worker_cpus,
             poll_seconds=settings.ray_poll,
             connect_timeout=settings.ray_connect_timeout,
+            job_timeout=settings.job_timeout,
+            recycle_after=settings.worker_recycle,
             reconnect_seconds=settings.ray_reconnect,
         )
     from dream_engine.worker_process import ProcessExecutor

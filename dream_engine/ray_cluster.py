@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 try:
     import ray
@@ -66,6 +66,7 @@ from dream_engine.executor import (
 )
 from dream_engine.worker_process import (
     CRASHED_TWICE,
+    DreamTimedOut,
     WorkerCrashed,
     _decode_result,
     _Done,
@@ -173,6 +174,7 @@ class _Slot:
     state: str = "starting"  # starting, ready, restarting, leaving
     job: str | None = None  # the job in hand
     jobs_done: int = 0
+    fresh_jobs: int = 0  # jobs since its engine was (re)built, for recycling
     watcher: asyncio.Future[None] | None = None  # waiting for it to (re)start
 
     @property
@@ -192,9 +194,16 @@ class RayExecutor:
         worker_cpus: int = 4,
         poll_seconds: float = 30.0,
         connect_timeout: float = 30.0,
+        job_timeout: float | None = None,
+        recycle_after: int | None = None,
         init_options: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = config.model
+        # As in `worker_process`: a job over `job_timeout` seconds (per attempt) is stopped by
+        # restarting its worker; a worker is restarted fresh after `recycle_after` jobs (the
+        # engine grows a little with every new image size; see README, Benchmark).
+        self.job_timeout = job_timeout
+        self.recycle_after = recycle_after
         self.capacity = 0
         self.on_capacity_change: Callable[[], None] | None = None
         self.max_workers = max_workers  # None: one per GPU (or per `worker_cpus` CPUs)
@@ -302,8 +311,11 @@ class RayExecutor:
             finally:
                 slot.job = None
             slot.jobs_done += 1
+            slot.fresh_jobs += 1
             if slot.state == "leaving":
                 self._retire(slot)
+            elif self.recycle_after and slot.fresh_jobs >= self.recycle_after:
+                self._restart(slot, f"recycled after {slot.fresh_jobs} jobs")
             return outcome
 
     def workers(self) -> list[WorkerStatus]:
@@ -377,24 +389,35 @@ class RayExecutor:
         log.info("dream worker %s starting (%s)", slot.name, resources)
         self._await_ready(slot)
 
-    def _await_ready(self, slot: _Slot) -> None:
-        slot.watcher = asyncio.ensure_future(self._until_ready(slot))
+    def _await_ready(self, slot: _Slot, old_pid: int | None = None) -> None:
+        slot.watcher = asyncio.ensure_future(self._until_ready(slot, old_pid))
 
-    async def _until_ready(self, slot: _Slot) -> None:
-        """Wait for the actor's engine (or its restart); then it takes jobs."""
+    async def _until_ready(self, slot: _Slot, old_pid: int | None = None) -> None:
+        """Wait for the actor's engine (or its restart: a process other than `old_pid`,
+        which may still answer while it is being killed); then it takes jobs."""
+        loop = asyncio.get_running_loop()
+        killing_until = loop.time() + 30.0 if old_pid is not None else 0.0
         while slot in self._slots:
             try:
-                slot.where = await slot.actor.info.remote()
+                where = await slot.actor.info.remote()
             except ActorUnavailableError:
                 await asyncio.sleep(1.0)  # restarting or unreachable for now
                 continue
             except RayActorError as error:
+                if loop.time() < killing_until:  # a call that met the kill: it restarts
+                    await asyncio.sleep(0.5)
+                    continue
                 log.error("dream worker %s is gone for good: %s", slot.name, error)
                 lines = [line for line in str(error).splitlines() if line.strip()]
                 self._start_error = lines[-1][:200] if lines else type(error).__name__
                 self._slots.remove(slot)
                 self._set_capacity()
                 return
+            if old_pid is not None and where["pid"] == old_pid:
+                await asyncio.sleep(0.2)  # the old process, not yet killed
+                continue
+            slot.where = where
+            slot.fresh_jobs = 0
             if slot.state != "leaving":
                 slot.state = "ready"
             log.info(
@@ -404,7 +427,7 @@ class RayExecutor:
             self._set_capacity()
             return
 
-    def _lost(self, slot: _Slot) -> None:
+    def _lost(self, slot: _Slot, old_pid: int | None = None) -> None:
         """A worker died: Ray restarts it; it counts again once its engine is back."""
         self.restarts += 1
         if slot.state == "leaving":
@@ -412,7 +435,14 @@ class RayExecutor:
             return
         slot.state = "restarting"
         self._set_capacity()
-        self._await_ready(slot)
+        self._await_ready(slot, old_pid)
+
+    def _restart(self, slot: _Slot, why: str) -> None:
+        """Kill a live worker for Ray to start afresh (a job over time, or recycling)."""
+        log.info("dream worker %s restarts: %s", slot.name, why)
+        with contextlib.suppress(Exception):
+            ray.kill(slot.actor, no_restart=False)
+        self._lost(slot, old_pid=slot.where.get("pid"))
 
     def _retire(self, slot: _Slot) -> None:
         log.info("dream worker %s retired", slot.name)
@@ -488,6 +518,8 @@ class RayExecutor:
         except RayActorError as error:
             raise _DeadBeforeStart() from error
         cancel_sent = False
+        loop = asyncio.get_running_loop()
+        deadline = None if self.job_timeout is None else loop.time() + self.job_timeout
         try:
             while True:
                 reply = asyncio.ensure_future(_result(slot.actor.events.remote(job_id, WAIT)))
@@ -495,6 +527,9 @@ class RayExecutor:
                     if cancel.is_set() and not cancel_sent:
                         cancel_sent = True
                         slot.actor.cancel.remote(job_id)
+                    if deadline is not None and loop.time() >= deadline:
+                        reply.cancel()
+                        self._time_out(slot)
                     await asyncio.wait({reply}, timeout=POLL_SECONDS)
                 for item in reply.result():
                     if isinstance(item, _ProgressEvent):
@@ -508,6 +543,14 @@ class RayExecutor:
         except asyncio.CancelledError:
             slot.actor.cancel.remote(job_id)  # the caller went away: stop the engine
             raise
+
+    def _time_out(self, slot: _Slot) -> NoReturn:
+        assert self.job_timeout is not None
+        self._restart(slot, f"its job ran over the {self.job_timeout:g} s limit")
+        raise DreamTimedOut(
+            f"This dream took longer than the {self.job_timeout:g}-second limit, so it was "
+            "stopped. Try a smaller image, fewer octaves or fewer iterations."
+        )
 
     # -- connecting -------------------------------------------------------------------
 

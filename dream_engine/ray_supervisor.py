@@ -150,6 +150,8 @@ class SupervisedRayExecutor:
         worker_cpus: int = 4,
         poll_seconds: float = 30.0,
         connect_timeout: float = 30.0,
+        job_timeout: float | None = None,
+        recycle_after: int | None = None,
         reconnect_seconds: float = 10.0,
         health_seconds: float | None = None,
         init_options: dict[str, Any] | None = None,
@@ -167,6 +169,8 @@ class SupervisedRayExecutor:
             "worker_cpus": worker_cpus,
             "poll_seconds": poll_seconds,
             "connect_timeout": connect_timeout,
+            "job_timeout": job_timeout,
+            "recycle_after": recycle_after,
             "init_options": init_options,
         }
         if health_seconds is not None:

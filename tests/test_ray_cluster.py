@@ -32,7 +32,7 @@ from dream_engine.ray_cluster import RayExecutor  # noqa: E402
 from dream_engine.ray_supervisor import SupervisedRayExecutor  # noqa: E402
 from dream_engine.results import Progress  # noqa: E402
 from dream_engine.sweeps import Variant  # noqa: E402
-from dream_engine.worker_process import WorkerCrashed  # noqa: E402
+from dream_engine.worker_process import DreamTimedOut, WorkerCrashed  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
 from tests.test_bot_e2e import png, settings_for  # noqa: E402
@@ -198,6 +198,45 @@ async def test_a_job_that_kills_two_workers_is_not_tried_a_third_time(executor):
         await asyncio.wait_for(executor.submit(request(LONG), kill, threading.Event()), WAIT)
     assert executor.restarts == restarts + 2
     await eventually(lambda: executor.capacity == 2)
+
+
+@module_loop
+async def test_a_job_over_the_time_limit_is_stopped_and_its_worker_restarted(executor):
+    restarts = executor.restarts
+    executor.job_timeout = 3.0
+    try:
+        started = time.monotonic()
+        with pytest.raises(DreamTimedOut, match="longer than the 3-second limit"):
+            await asyncio.wait_for(
+                executor.submit(request(LONG), lambda p: None, threading.Event()), WAIT
+            )
+        assert time.monotonic() - started < 30
+    finally:
+        executor.job_timeout = None
+    assert executor.restarts == restarts + 1
+    await eventually(lambda: executor.capacity == 2)  # restarted, engine built again
+    result = await asyncio.wait_for(
+        executor.submit(request(), lambda p: None, threading.Event()), WAIT
+    )
+    assert result.image.size == (160, 120)
+
+
+@module_loop
+async def test_workers_are_recycled_after_so_many_jobs(executor):
+    pids = {slot.name: slot.where["pid"] for slot in executor._slots}
+    executor.recycle_after = 1
+    try:
+        await asyncio.wait_for(executor.submit(request(), lambda p: None, threading.Event()), WAIT)
+    finally:
+        executor.recycle_after = None
+    recycled = [slot for slot in executor._slots if slot.state != "ready"]
+    assert len(recycled) == 1  # the one that dreamed, at once
+    await eventually(lambda: executor.capacity == 2)
+    assert recycled[0].where["pid"] != pids[recycled[0].name]  # a fresh process
+    result = await asyncio.wait_for(
+        executor.submit(request(), lambda p: None, threading.Event()), WAIT
+    )
+    assert result.image.size == (160, 120)
 
 
 @module_loop
