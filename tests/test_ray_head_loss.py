@@ -1,5 +1,6 @@
 """The bot outlives its Ray cluster's head: a real head (`ray start --head` on 127.0.0.1, in
-a temp dir of its own), killed while the bot's executor runs, then started again.
+a temp dir of its own) and a worker node, killed while the bot's executor runs, then started
+again.
 
 The bot joins through Ray Client (`ray://`), as in `docker-compose.yml`. While the
 head is gone, capacity is 0 (the dream cog tells the waiting members), a job stays
@@ -47,17 +48,24 @@ class RayHead:
         self.temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")  # Ray's sockets: short
 
     def start(self) -> None:
-        subprocess.run(
+        """As `docker-compose.yml` lays it out: a head without resources for dreams, and a
+        worker node (here with 2 CPUs, there with a GPU) that joins it."""
+        common = [
+            "--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats",
+            f"--object-store-memory={100 * 1024 * 1024}",
+        ]  # fmt: skip
+        for command in (
             [
-                str(RAY), "start", "--head", "--node-ip-address=127.0.0.1",
-                f"--port={self.port}", f"--ray-client-server-port={self.client_port}",
-                "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-                "--disable-usage-stats", f"--object-store-memory={100 * 1024 * 1024}",
-                f"--temp-dir={self.temp_dir}",
+                "--head", f"--port={self.port}", f"--ray-client-server-port={self.client_port}",
+                "--num-cpus=0", "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
             ],
-            check=True, capture_output=True, timeout=120,
-            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        )  # fmt: skip
+            [f"--address=127.0.0.1:{self.port}", "--num-cpus=2"],
+        ):  # fmt: skip
+            subprocess.run(
+                [str(RAY), "start", *command, *common],
+                check=True, capture_output=True, timeout=120,
+                env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+            )  # fmt: skip
 
     def kill(self) -> int:
         """SIGKILL the head's processes and all they started (its workers); how many."""
