@@ -8,7 +8,8 @@ local executor (one supervised worker process), then on a local Ray (needs the
 `ray` extra) with each worker count. One warm-up job per worker first. Prints a
 JSON line per executor: jobs, seconds, dreams per minute, the speed-up over the
 local executor, and for Ray with one worker its overhead per job (dispatch,
-image transfer, progress polling) as a share of a local job's time. Then a line
+image transfer, progress polling, the hop through the bot's Ray driver process)
+as a share of a local job's time. Then a line
 that models a cluster: dreams per hour for 1, 4 and 16 workers, from one
 worker's measured rate less that overhead.
 
@@ -89,12 +90,14 @@ def local_executor() -> Any:
     return ProcessExecutor(EngineConfig("inceptionv3", "random"))
 
 
-def ray_executor(workers: int) -> Callable[[], Any]:
+def ray_executor(address: str, workers: int) -> Callable[[], Any]:
+    """The bot's Ray executor (Ray in its driver process), joining the local Ray here."""
+
     def make() -> Any:
-        from dream_engine.ray_cluster import RayExecutor
+        from dream_engine.ray_supervisor import SupervisedRayExecutor
 
         config = EngineConfig("inceptionv3", "random")
-        return RayExecutor(config, max_workers=workers, worker_cpus=1)
+        return SupervisedRayExecutor(config, address=address, max_workers=workers, worker_cpus=1)
 
     return make
 
@@ -113,9 +116,10 @@ def main() -> None:
     local = asyncio.run(timed(local_executor, args.jobs, params, args.side))
     report("local", 1, args.jobs, local, local)
     ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="ERROR")
+    address = ray.get_runtime_context().gcs_address
     share = 0.0
     for workers in counts:
-        timing = asyncio.run(timed(ray_executor(workers), args.jobs, params, args.side))
+        timing = asyncio.run(timed(ray_executor(address, workers), args.jobs, params, args.side))
         report("ray", workers, args.jobs, timing, local)
         if workers == 1:
             share = timing.overhead / (timing.seconds / args.jobs)
