@@ -201,8 +201,8 @@ class DreamBot(commands.Bot):
     async def start_executor(self) -> None:
         """Build the engine (or join the cluster), once; `main` does it before connecting."""
         if not self._executor_started:
+            await self.executor.start()  # a failed start may be tried again
             self._executor_started = True
-            await self.executor.start()
 
     async def close(self) -> None:
         """Stop taking jobs, save the queue (the dream cog does), close the database and engine."""

@@ -606,7 +606,7 @@ class RayExecutor:
 
 # -- the driver process, started (and restarted) by `ray_supervisor` -------------------------
 
-HEALTH_SECONDS = 5.0  # how often the driver checks that it still reaches the cluster
+HEALTH_SECONDS = 5.0  # how often the driver checks the cluster (or every poll, if sooner)
 HEALTH_TIMEOUT = 10.0  # a check that takes longer failed
 LOST_AFTER = 3  # failed checks in a row: the cluster is gone, and the driver exits
 
@@ -618,14 +618,15 @@ def driver_main(conn: Connection, config: EngineConfig, options: dict[str, Any])
     the driver's process (about a minute later) and a new head cannot be joined
     from it. So the driver lives in a process of its own, which exits when it
     loses the cluster; the bot keeps its queue and starts another (see
-    `ray_supervisor`). `options` are `RayExecutor`'s, plus `health_seconds`.
+    `ray_supervisor`). `options` are `RayExecutor`'s.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bot decides when the driver stops
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s ray-driver[%(process)d] %(levelname)s %(message)s"
     )
-    health_seconds = options.pop("health_seconds", HEALTH_SECONDS)
-    asyncio.run(_Driver(conn, RayExecutor(config, **options), health_seconds).serve())
+    executor = RayExecutor(config, **options)
+    health_seconds = min(HEALTH_SECONDS, executor.poll_seconds)
+    asyncio.run(_Driver(conn, executor, health_seconds).serve())
 
 
 class _Driver:
@@ -687,6 +688,9 @@ class _Driver:
 
         try:
             outcome = await self._executor.run(job, label, progress, self._cancels[job_id])
+        except ConnectionError:  # Ray Client lost the cluster: not the job's fault
+            log.error("lost the Ray cluster during job %s; this driver exits", label)
+            os._exit(3)  # the bot keeps the job and hands it to the next driver
         except Exception as error:
             outcome = _failure_of(error)
         finally:

@@ -153,7 +153,6 @@ class SupervisedRayExecutor:
         job_timeout: float | None = None,
         recycle_after: int | None = None,
         reconnect_seconds: float = 10.0,
-        health_seconds: float | None = None,
         init_options: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = config.model
@@ -173,8 +172,6 @@ class SupervisedRayExecutor:
             "recycle_after": recycle_after,
             "init_options": init_options,
         }
-        if health_seconds is not None:
-            self._options["health_seconds"] = health_seconds
         self._context = multiprocessing.get_context("spawn")
         self._driver: _DriverProcess | None = None
         self._workers: list[WorkerStatus] = []

@@ -57,3 +57,29 @@ async def test_a_machine_that_joins_adds_a_worker_and_one_that_leaves_takes_it()
         await executor.close()
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_on_a_cluster_with_gpus_each_worker_takes_one_gpu():
+    """Ray's GPUs here are logical (this machine has none; TensorFlow's CPU build ignores
+    the `CUDA_VISIBLE_DEVICES` Ray sets), which is enough to check the scheduling: one
+    worker per GPU, whatever the CPUs, each on a GPU of its own, and it dreams."""
+    cluster = Cluster(
+        initialize_head=True, connect=True, head_node_args={**NODE, "num_cpus": 4, "num_gpus": 2}
+    )
+    executor = RayExecutor(EngineConfig("inceptionv3", "random"), worker_cpus=1, poll_seconds=0.5)
+    try:
+        await asyncio.wait_for(executor.start(), WAIT)
+        assert executor.capacity == 2  # two GPUs: two workers (four CPUs would make four)
+        assert sorted(status.device for status in executor.workers()) == ["GPU 0", "GPU 1"]
+        image = Image.fromarray(np.zeros((96, 128, 3), np.uint8))
+        params = DreamParams(layers={"mixed3": 1.0}, octaves=1, iterations=2)
+        result = await executor.submit(
+            DreamRequest(image, params, 128), lambda p: None, threading.Event()
+        )
+        assert result.image.size == (128, 96)
+        assert ray.available_resources().get("GPU", 0) == 0  # both held by the workers
+    finally:
+        await executor.close()
+        ray.shutdown()
+        cluster.shutdown()
