@@ -68,6 +68,10 @@ NO_WORKERS = (
     "⏸️ The dream workers can't be reached right now; your dream keeps its place and will "
     "start when they are back."
 )
+NO_WORKERS_RUNNING = (
+    "⏸️ The dream workers can't be reached right now; this dream is kept and goes on when "
+    "they are back."
+)
 NOT_SAVED = "⚠️ I could not save this dream, so it was not queued. Please try again."
 
 
@@ -86,6 +90,7 @@ class DreamJob:
     shown_position: int | None = None
     edit_task: asyncio.Task[bool] | None = None  # the progress edit in flight, if any
     latest: Progress | None = None
+    engine_done: bool = False  # the executor has answered (a result or a failure)
     cancelled_by_user: bool = False  # a stop at shutdown pauses the job; a member's cancels it
     # Resolved once the job is on disk (True) or could not be saved (False); a worker
     # that takes the job sooner waits for it, so nothing runs that a restart would lose.
@@ -587,11 +592,30 @@ class DreamCog(commands.Cog):
         waiting = self.bot.queue.waiting()
         if capacity == 0:
             log.warning("no dream worker is reachable; %d job(s) wait", len(waiting))
+            for job in self.bot.queue.running():  # their next progress replaces the notice
+                self._notice_paused(job.payload)
         else:
             log.info("dream workers are back; %d job(s) waiting", len(waiting))
         for job in waiting:
             job.payload.shown_position = None  # the refresher edits each one again
         self._positions_changed.set()
+
+    def _notice_paused(self, dream_job: DreamJob) -> None:
+        """Tell the member whose dream is in hand that its workers are gone (it waits)."""
+        if dream_job.started_at is None or dream_job.engine_done or dream_job.cancelled_by_user:
+            return
+        doing = (
+            self._progress_text(dream_job)
+            if dream_job.latest is not None
+            else f"🌀 Dreaming {dream_job.what}…"
+        )
+        dream_job.edit_task = asyncio.create_task(  # delivery settles it first
+            self._edit(
+                dream_job,
+                content=f"{doing}\n{NO_WORKERS_RUNNING}",
+                view=self._cancel_view(dream_job),
+            )
+        )
 
     def _still_wanted(self) -> bool:
         """False for a worker task over the executor's capacity; it leaves the pool."""
@@ -653,9 +677,12 @@ class DreamCog(commands.Cog):
         try:
             image = await self._saved_image(job.id)
             request = self._request(dream_job, image)
-            result = await self.bot.executor.submit(
-                request, lambda progress: self._on_progress(job, progress), job.cancel_event
-            )
+            try:
+                result = await self.bot.executor.submit(
+                    request, lambda progress: self._on_progress(job, progress), job.cancel_event
+                )
+            finally:
+                dream_job.engine_done = True
         except DreamCancelled:
             if self._stopping and not dream_job.cancelled_by_user:
                 return await self._pause(dream_job)

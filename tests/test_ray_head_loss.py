@@ -4,10 +4,11 @@ again.
 
 The whole conversation runs through the fake Discord. The bot joins through Ray
 Client (`ray://`), as in `docker-compose.yml`. While the head is gone, the bot has
-no workers: the dream in hand is kept, not failed; a member who asks for a dream
-is told the workers can't be reached and keeps her place; `/dreamadmin status`
-says the cluster is unreachable; the bot keeps trying. Once the head is back, a
-new driver joins, a worker starts, and both dreams are delivered.
+no workers: the dream in hand is kept, not failed, and its member told so; a member
+who asks for a dream is told the workers can't be reached and keeps her place;
+`/dreamadmin status` says the cluster is unreachable; the bot keeps trying. Once
+the head is back, a new driver joins, a worker starts, and both dreams are
+delivered.
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ async def test_a_lost_head_leaves_jobs_waiting_and_the_bot_rejoins_when_it_is_ba
             )
             await in_hand.wait_original(lambda m: "Dreaming" in (m.content or ""), timeout=WAIT)
             await eventually(lambda: seen == [0], timeout=2 * WAIT)  # lost: no workers
+            paused = await in_hand.wait_original(  # its member is told it waits
+                lambda m: "can't be reached" in (m.content or ""), timeout=WAIT
+            )
+            assert "Dreaming" in paused.content and "is kept" in paused.content
+            assert paused.buttons  # and can still cancel it
             waiting = await fake.slash(
                 guild, dave, "dream", {"image": image, "preset": "one-octave", "iterations": 2}
             )
