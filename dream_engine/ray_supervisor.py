@@ -346,7 +346,10 @@ class SupervisedRayExecutor:
     async def _reconnect(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.reconnect_seconds)
-            why_not = await self._launch()
+            try:
+                why_not = await self._launch()
+            except Exception as error:  # could not even start a process: try again later
+                why_not = f"the Ray driver process could not start ({error!r})"
             if why_not is None:
                 log.info("back on the Ray cluster: %d dream worker(s)", self.capacity)
                 return
