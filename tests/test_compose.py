@@ -1,8 +1,9 @@
 """`docker-compose.yml` hangs together: the addresses, ports, GPUs and settings its three
 services give each other agree with each other and with the bot's settings.
 
-No Docker engine runs here, so this reads the file; the same layout (a head without
-resources, a worker node, the bot through Ray Client) runs for real as processes in
+CI has no Docker engine, so this reads the file; `tests/compose_live.sh` runs the set-up
+for real where there is one (`test_compose_live.py`), and the same layout (a head without
+resources, a worker node, the bot through Ray Client) runs as processes in
 `test_ray_head_loss.py`.
 """
 
@@ -68,3 +69,23 @@ def test_the_bot_service_reads_as_valid_settings(services):
     assert mounted in PurePosixPath(settings.db_path).parents  # the queue outlives the container
     grace = int(bot["stop_grace_period"].removesuffix("s"))
     assert grace >= settings.shutdown_grace + 10  # the running dream may finish, then save
+
+
+def test_cpu_workers_offer_one_dream_worker_each(services):
+    """The `cpu` profile's node: as the GPU worker, but with DREAM_WORKER_CPUS CPUs, which
+    the bot divides by the same setting (and the same default) into one worker."""
+    cpu, gpu = services["cpu-worker"], services["worker"]
+    assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+    assert flags(cpu["command"])["address"] == flags(gpu["command"])["address"]
+    assert flags(cpu["command"])["num-gpus"] == "0"
+    default = Settings.from_env({"DISCORD_TOKEN": "x"}).worker_cpus
+    assert flags(cpu["command"])["num-cpus"] == f"${{DREAM_WORKER_CPUS:-{default}}}"
+
+
+def test_every_object_store_fits_in_shared_memory(services):
+    """Ray puts its object store in /dev/shm only if it fits; else on disk, much slower."""
+    for name, service in services.items():
+        if "ray start" in service["command"]:
+            store = int(flags(service["command"])["object-store-memory"])
+            shm = int(service["shm_size"].removesuffix("gb")) * 2**30
+            assert store <= 0.9 * shm, name
