@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -280,8 +281,19 @@ async def _run(settings: Settings) -> int:
             await bot.executor.close()
         return 2
     close_on_signals(bot)
-    async with bot:
-        await bot.start(settings.token)
+    try:
+        async with bot:
+            await bot.start(settings.token)
+    except discord.LoginFailure:
+        print(
+            "error: Discord refused DISCORD_TOKEN; copy it again (Developer Portal > your "
+            "application > Bot > Reset Token).",
+            file=sys.stderr,
+        )
+        return 2
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:  # at login; later ones retry
+        print(f"error: could not reach Discord ({error}); check the network.", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -9,6 +9,7 @@ resources, a worker node, the bot through Ray Client) runs as processes in
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 import pytest
@@ -61,7 +62,11 @@ def test_every_service_is_the_project_image_with_ray(services):
 
 def test_the_bot_service_reads_as_valid_settings(services):
     bot = services["bot"]
-    settings = Settings.from_env({"DISCORD_TOKEN": "x", **bot["environment"]})
+    environment = {  # as compose fills ${NAME:-default} when neither .env nor the shell sets it
+        name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+        for name, value in bot["environment"].items()
+    }
+    settings = Settings.from_env({"DISCORD_TOKEN": "x", **environment})
     assert settings.executor == "ray"
     assert settings.ray_address == bot["environment"]["RAY_ADDRESS"]
     (volume,) = bot["volumes"]
@@ -79,7 +84,9 @@ def test_cpu_workers_offer_one_dream_worker_each(services):
     assert flags(cpu["command"])["address"] == flags(gpu["command"])["address"]
     assert flags(cpu["command"])["num-gpus"] == "0"
     default = Settings.from_env({"DISCORD_TOKEN": "x"}).worker_cpus
-    assert flags(cpu["command"])["num-cpus"] == f"${{DREAM_WORKER_CPUS:-{default}}}"
+    offered = f"${{DREAM_WORKER_CPUS:-{default}}}"
+    assert flags(cpu["command"])["num-cpus"] == offered
+    assert services["bot"]["environment"]["DREAM_WORKER_CPUS"] == offered  # the same value
 
 
 def test_every_object_store_fits_in_shared_memory(services):

@@ -125,7 +125,11 @@ class Dispatcher:
             self.state.unexpected_calls.append(call)
         # Webhook and interaction routes authenticate with their token; the rest need the bot's.
         needs_auth = call.token is None and not path.startswith("/interactions/")
-        if reply is None and needs_auth and "Authorization" not in request.headers:
+        authorization = request.headers.get("Authorization")
+        wrong_token = self.state.bot_token is not None and authorization != (
+            f"Bot {self.state.bot_token}"
+        )
+        if reply is None and needs_auth and (authorization is None or wrong_token):
             reply = Reply(401, {"message": "401: Unauthorized", "code": 0})
         if reply is None and handler is not None:
             request_ = Request(request.method, path, params, call.query, body, files, call)

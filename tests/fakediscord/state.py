@@ -49,8 +49,10 @@ class State:
         ack_deadline: float | None = 3.0,
         token_lifetime: float = 15 * 60.0,
         locale: str = "en-US",
+        bot_token: str | None = None,
     ) -> None:
         self.ids = Snowflakes()
+        self.bot_token = bot_token  # None: any token logs in; else others get 401
         self.started = time.monotonic()
         self.base_url = ""  # http://127.0.0.1:PORT once the server listens
         self.attachment_size_limit = attachment_size_limit

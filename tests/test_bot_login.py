@@ -1,0 +1,48 @@
+"""Starting the bot where Discord says no: one line on stderr and an exit status, never a
+traceback (the real discord.py client, against the fake Discord or a closed port)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from discord.http import Route
+
+import bot as bot_module
+from tests.fakediscord import FakeDiscord
+from tests.test_bot_e2e import settings_for
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the probe closes
+
+
+@pytest.mark.asyncio
+async def test_a_token_discord_refuses_is_one_line_and_exit_2(tmp_path, capsys):
+    async with FakeDiscord(bot_token="the-real-one"):
+        settings = settings_for(tmp_path, token="an-old-one", executor="thread")
+        status = await bot_module._run(settings)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "error: Discord refused DISCORD_TOKEN" in err and "Reset Token" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.asyncio
+async def test_the_right_token_is_let_in_by_the_fake(tmp_path):
+    """The check above is real: the same fake takes its own token."""
+    async with FakeDiscord(bot_token="the-real-one") as fake:
+        dreambot = bot_module.create_bot(settings_for(tmp_path))
+        await fake.start_bot(dreambot, token="the-real-one")
+        assert dreambot.user is not None and dreambot.user.id == fake.bot_user.id
+
+
+@pytest.mark.asyncio
+async def test_discord_out_of_reach_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Route, "BASE", f"http://127.0.0.1:{closed_port()}/api/v10")
+    status = await bot_module._run(settings_for(tmp_path, executor="thread"))
+    err = capsys.readouterr().err
+    assert status == 3
+    assert "error: could not reach Discord" in err and "Traceback" not in err
