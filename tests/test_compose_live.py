@@ -26,9 +26,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 from bot import Settings, create_bot  # noqa: E402
-from dream_engine.executor import ExecutorUnavailable  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
 from tests.test_bot_e2e import png  # noqa: E402
+from tests.test_ray_head_loss import join_cluster  # noqa: E402
 
 WAIT = 240.0  # a fresh worker builds its engine first
 HEAD_LOSS_MARK = "COMPOSE-LIVE: kill the head now"
@@ -69,13 +69,7 @@ async def test_the_bot_dreams_on_the_worker_containers_and_outlives_the_head(tmp
         bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
         bot = create_bot(settings)
         try:
-            for attempt in range(3):  # a bot that cannot join exits, and compose restarts it
-                try:
-                    await asyncio.wait_for(bot.start_executor(), WAIT)
-                    break
-                except ExecutorUnavailable:
-                    if attempt == 2:
-                        raise
+            await join_cluster(bot)
             await fake.start_bot(bot)
             await until(lambda: bot.executor.capacity == expected)
             workers = bot.executor.workers()

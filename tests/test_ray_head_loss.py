@@ -28,7 +28,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
-from bot import create_bot
+from bot import DreamBot, create_bot
 from dream_engine.executor import ExecutorUnavailable
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import png, settings_for
@@ -108,6 +108,19 @@ class RayHead:
         return len(mine)
 
 
+async def join_cluster(bot: DreamBot, tries: int = 3) -> None:
+    """Start the bot's executor as compose would: Ray Client's server now and then fails
+    to start its per-client server (a fork beside gRPC threads, in Ray's log); a bot that
+    cannot join exits with one line and is started again. Reconnects retry anyway."""
+    for attempt in range(tries):
+        try:
+            await asyncio.wait_for(bot.start_executor(), WAIT)
+            return
+        except ExecutorUnavailable:
+            if attempt == tries - 1:
+                raise
+
+
 @pytest.mark.asyncio(loop_scope="function")
 async def test_a_lost_head_leaves_jobs_waiting_and_the_bot_rejoins_when_it_is_back(
     tmp_path, cat_photo, monkeypatch
@@ -132,16 +145,7 @@ async def test_a_lost_head_leaves_jobs_waiting_and_the_bot_rejoins_when_it_is_ba
         bob, carol, dave = (fake.add_member(guild, name) for name in ("bob", "carol", "dave"))
         bot = create_bot(settings)
         try:
-            for attempt in range(3):
-                # Ray Client's server now and then fails to start its per-client server
-                # (a fork beside gRPC threads, in Ray's log); a bot that cannot join exits
-                # with one line and is started again by compose. Reconnects retry anyway.
-                try:
-                    await asyncio.wait_for(bot.start_executor(), WAIT)
-                    break
-                except ExecutorUnavailable:
-                    if attempt == 2:
-                        raise
+            await join_cluster(bot)
             await fake.start_bot(bot)
             assert bot.executor.capacity == 1
             seen: list[int] = []
