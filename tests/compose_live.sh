@@ -10,12 +10,14 @@ if docker compose version >/dev/null 2>&1; then compose="docker compose"; else c
 export DREAM_WEIGHTS=random DREAM_WORKER_CPUS=1 DREAM_RAY_POLL=2 DREAM_RAY_RECONNECT=2
 dc() { $compose -p "$project" --profile cpu "$@"; }
 log=$(mktemp)
-trap 'dc down --volumes --remove-orphans >/dev/null 2>&1 || true; rm -f "$log"' EXIT
-[ -f .env ] || : > .env  # compose reads it; the settings above win
+made_env=
+[ -f .env ] || { : > .env; made_env=1; }  # compose reads it; the settings above win
+trap 'dc down --volumes --remove-orphans >/dev/null 2>&1 || true; rm -f "$log"
+      [ -z "$made_env" ] || rm -f .env' EXIT
 dc build --build-arg WEIGHTS="${WEIGHTS:-imagenet}"
 dc up -d --scale worker=0 --scale cpu-worker=2 ray-head cpu-worker
 dc run --rm -T -v "$PWD/tests:/app/tests:ro" \
-    -e DREAM_WEIGHTS -e DREAM_WORKER_CPUS -e DREAM_RAY_POLL -e DREAM_RAY_RECONNECT \
+    -e DREAM_WEIGHTS -e DREAM_RAY_POLL -e DREAM_RAY_RECONNECT \
     -e DREAM_COMPOSE_LIVE=1 -e DREAM_COMPOSE_HEAD_LOSS=1 -e RAY_CLIENT_RECONNECT_GRACE_PERIOD=5 \
     bot sh -c 'pip install --quiet --user pytest==9.2.0 pytest-asyncio==1.5.0 hypothesis==6.170.17 \
         scikit-image==0.26.0 && python -m pytest -p no:cacheprovider -s -q -o log_cli=true --log-cli-level=INFO tests/test_compose_live.py' \

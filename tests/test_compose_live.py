@@ -12,7 +12,6 @@ the worker containers come back (their restart policy) and the bot dreams again.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -28,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 from bot import Settings, create_bot  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
 from tests.test_bot_e2e import png  # noqa: E402
+from tests.test_ray_cluster import eventually  # noqa: E402
 from tests.test_ray_head_loss import join_cluster  # noqa: E402
 
 WAIT = 240.0  # a fresh worker builds its engine first
@@ -41,13 +41,6 @@ def photo() -> Image.Image:
     noise = np.random.default_rng(3).uniform(0, 255, (160, 240))
     pixels = np.stack([across, down, noise], axis=-1)
     return Image.fromarray(pixels.astype(np.uint8), "RGB")
-
-
-async def until(predicate, timeout: float = WAIT, every: float = 0.5) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(every)
 
 
 @pytest.mark.asyncio(loop_scope="function")
@@ -71,7 +64,7 @@ async def test_the_bot_dreams_on_the_worker_containers_and_outlives_the_head(tmp
         try:
             await join_cluster(bot)
             await fake.start_bot(bot)
-            await until(lambda: bot.executor.capacity == expected)
+            await eventually(lambda: bot.executor.capacity == expected, WAIT)
             workers = bot.executor.workers()
             hosts = {worker.host for worker in workers}
             assert len(hosts) == expected, workers  # one per worker container
@@ -93,12 +86,12 @@ async def test_the_bot_dreams_on_the_worker_containers_and_outlives_the_head(tmp
             if not os.environ.get("DREAM_COMPOSE_HEAD_LOSS"):
                 return
             print(HEAD_LOSS_MARK, flush=True)
-            await until(lambda: bot.executor.capacity == 0)  # lost: no workers
+            await eventually(lambda: bot.executor.capacity == 0, WAIT)  # lost: no workers
             print("COMPOSE-LIVE: the bot sees no workers", flush=True)
             later = await fake.slash(guild, bob, "dream", options)
             told = await later.wait_original(lambda m: "can't be reached" in (m.content or ""))
             assert told.buttons  # still queued, still cancellable
-            await until(lambda: bot.executor.capacity == expected)  # head and workers back
+            await eventually(lambda: bot.executor.capacity == expected, WAIT)  # all back
             print("COMPOSE-LIVE: the workers are back", flush=True)
             result = await later.wait_original(lambda m: bool(m.embeds and m.files), WAIT)
             assert "one-octave" in result.embeds[0]["title"]
