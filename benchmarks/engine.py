@@ -11,11 +11,13 @@ Prints one JSON line per measurement, each with "case" and "impl" ("engine",
 - matmul_peak  GFLOP/s of a large `tf.linalg.matmul` (float32, bfloat16, float16):
                the roof the achieved GFLOP/s are measured against
 - flops        FLOPs of one gradient step per size, from TensorFlow's profiler
-- steady       seconds per step once warm, per size; achieved GFLOP/s, share of peak
+- steady       seconds per step once warm (best of 3 runs), per size; achieved GFLOP/s,
+               share of peak
 - stream       seconds per dream over images of different sizes from a fresh
                instance, tracing included, as the bot sees it; total traces
 - precision    the engine's step in float32 and mixed precision
-- tiling       the engine untiled at the largest steady size (steady runs its default)
+- tiling       the engine untiled and at smaller tiles (512, the common choice) at the largest
+               steady size (steady runs its default tile): what tiling costs
 - huge         4096x4096: the engine tiled; the reference untiled under a memory
                cap and a timeout (its failure is recorded, not raised)
 - sizes        the engine after warm-up over many distinct sizes (50 in the full run):
@@ -88,6 +90,7 @@ class Plan:
 
     sizes: tuple[str, ...]  # steady sizes, WxH
     steps: int  # timed steps per steady size
+    rounds: int  # timed runs of those steps; the best counts (noise only ever adds time)
     stream: tuple[str, ...]  # the stream's image sizes, in order
     stream_iterations: int  # iterations per octave in the stream
     precision_size: str
@@ -95,6 +98,7 @@ class Plan:
     huge_size: str | None  # None: no huge case
     huge_steps: int
     huge_tile: int
+    tilings: tuple[int | None, ...]  # the tiling case's tile sizes (None: untiled)
     matmul_n: int
     many_sizes: int  # distinct sizes in the "sizes" case
     isolate: bool  # each case in a fresh child process
@@ -107,6 +111,7 @@ class Plan:
 FULL = Plan(
     sizes=("256x256", "512x384", "1024x768"),
     steps=10,
+    rounds=3,
     stream=("300x200", "256x256", "410x300", "333x222", "500x375"),
     stream_iterations=10,
     precision_size="512x384",
@@ -114,6 +119,7 @@ FULL = Plan(
     huge_size="4096x4096",
     huge_steps=1,  # ~1.5 min a step on 2 cores; the warm-up step comes on top
     huge_tile=DEFAULT_TILE_SIZE,  # the default the bot runs with
+    tilings=(None, 512),
     matmul_n=2048,
     many_sizes=50,
     isolate=True,
@@ -125,6 +131,7 @@ FULL = Plan(
 QUICK = Plan(
     sizes=("96x96", "120x90"),
     steps=2,
+    rounds=1,
     stream=("120x90", "96x96"),
     stream_iterations=2,
     precision_size="96x96",
@@ -132,6 +139,7 @@ QUICK = Plan(
     huge_size=None,
     huge_steps=0,
     huge_tile=0,
+    tilings=(None,),
     matmul_n=512,
     many_sizes=3,
     isolate=False,
@@ -153,6 +161,7 @@ class Case:
     preset: str = "balanced"
     sizes: tuple[str, ...] = ()
     steps: int = 0  # timed steps (steady kinds) or iterations per octave (stream)
+    rounds: int = 1  # steady kinds: timed runs of `steps`, the best reported
     engine_options: dict[str, Any] = field(default_factory=dict)  # DreamEngine(**options)
     matmul_n: int = 0
     mem_cap_gib: float | None = None  # RLIMIT_AS for the child: a failure, not a swapping box
@@ -332,7 +341,10 @@ def step_flops(dreamer: Any, size: str) -> int:
 
 
 def run_steady(case: Case) -> list[Record]:
-    """Seconds per step of one octave, after a one-step warm-up at that size (traces, caches)."""
+    """Seconds per step of one octave, after a one-step warm-up at that size (traces, caches).
+
+    The best of `case.rounds` timed runs: on a shared machine noise only adds time.
+    """
     build_s, dreamer = timed(make_dreamer, case)
     params = bench_params(case).replace(octaves=1)
     records = []
@@ -340,14 +352,18 @@ def run_steady(case: Case) -> list[Record]:
         image = noise_image(size)
         traces_before = dreamer.trace_count
         warmup_s, _ = timed(dreamer.dream, image, params.replace(iterations=1))
-        steps_before = dreamer.steps_taken
-        seconds, _ = timed(dreamer.dream, image, params.replace(iterations=case.steps))
-        steps = dreamer.steps_taken - steps_before
+        per_step = []
+        for _ in range(case.rounds):
+            steps_before = dreamer.steps_taken
+            seconds, _ = timed(dreamer.dream, image, params.replace(iterations=case.steps))
+            steps = dreamer.steps_taken - steps_before
+            per_step.append(_sig(seconds / steps))
         records.append(
             {
                 **case.label(),
                 "size": size,
-                "s_per_step": _sig(seconds / steps),
+                "s_per_step": min(per_step),
+                "rounds_s_per_step": per_step,
                 "steps": steps,
                 "warmup_s": _sig(warmup_s),
                 "build_s": _sig(build_s),
@@ -723,7 +739,7 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
         cases.append(Case("flops", "reference", sizes=sizes, **common))
     if "steady" in wanted:
         cases += [
-            Case("steady", impl, sizes=sizes, steps=plan.steps, **common)
+            Case("steady", impl, sizes=sizes, steps=plan.steps, rounds=plan.rounds, **common)
             for sizes in steady_sizes
             for impl in IMPLS
         ]
@@ -744,22 +760,25 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
                 "engine",
                 sizes=(plan.precision_size,),
                 steps=plan.steps,
+                rounds=plan.rounds,
                 engine_options={"precision": precision},
                 **common,
             )
             for precision in plan.precisions
         ]
     if "tiling" in wanted:
-        cases.append(
+        cases += [
             Case(
                 "tiling",
                 "engine",
                 sizes=plan.sizes[-1:],
                 steps=plan.steps,
-                engine_options={"tile_size": None},
+                rounds=plan.rounds,
+                engine_options={"tile_size": tile},
                 **common,
             )
-        )
+            for tile in plan.tilings
+        ]
     if "sweep" in wanted:
         sweep = Case(
             "sweep",
