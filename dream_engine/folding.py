@@ -65,12 +65,17 @@ def _foldable_pairs(model: keras.Model) -> dict[str, Any]:
     convolutions = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
     pairs = {}
     for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization) or layer.axis not in (-1, 3):
+        if (
+            not isinstance(layer, keras.layers.BatchNormalization)
+            or layer.axis not in (-1, 3)
+            or len(layer._inbound_nodes) != 1  # a shared layer: one fold could not serve all
+        ):
             continue
         source = layer.input._keras_history.operation
         if (
             isinstance(source, convolutions)
             and source.activation is keras.activations.linear
+            and len(source._inbound_nodes) == 1
             and len(source._outbound_nodes) == 1
         ):
             pairs[source.name] = layer
