@@ -37,6 +37,9 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         if layer.name in folded_norms:
             return PassThrough(name=layer.name, dtype=layer.dtype_policy)
         config = layer.get_config()
+        for key in config:  # every weight is copied over next: skip the random draws
+            if key.endswith("_initializer"):
+                config[key] = "zeros"
         if layer.name in folds:
             config["use_bias"] = True
         return layer.__class__.from_config(config)
