@@ -82,6 +82,17 @@ def test_bfloat16_dream_stays_close_to_float32(dogs_engine, cat_photo):
     assert_same_dream(bf16.dream(cat_photo, params), reference, cat_photo, loss_tolerance=0.05)
 
 
+def test_float16_dream_stays_close_to_float32(dogs_engine, cat_photo):
+    """The GPU's tensor-core path, run on the CPU: folded kernels, loss scaling, float32 loss."""
+    fp16 = DreamEngine(model="dogs", precision="mixed_float16")
+    assert fp16.backbone.get_layer("Conv1").compute_dtype == "float16"
+    params = load_preset("dogs-dream").replace(octaves=2, iterations=8)
+    reference = dogs_engine.dream(cat_photo, params)
+    dream = fp16.dream(cat_photo, params)
+    assert all(np.isfinite(loss) for octave in dream.losses for loss in octave)
+    assert_same_dream(dream, reference, cat_photo, loss_tolerance=0.05)
+
+
 def test_bad_engine_options_are_refused():
     with pytest.raises(ParamError, match="precision"):
         DreamEngine(model="dogs", precision="int8")
