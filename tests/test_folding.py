@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
-import pytest
 
+from dream_engine.folding import PassThrough, fold_batch_norm
 from dream_engine.models import MODELS, load_backbone
-
-keras = pytest.importorskip("keras")
-
-from dream_engine.folding import PassThrough, fold_batch_norm  # noqa: E402
 
 
 def batch_norms(model) -> list:
