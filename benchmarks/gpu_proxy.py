@@ -5,12 +5,14 @@ not be given one (its image has CUDA 13 and JAX; TensorFlow 2.21's GPU build is 
 wheel that wants CUDA 12 libraries, and nothing could be downloaded there). This script
 gives the figures that *can* be had there: the same InceptionV3, `balanced` layers, loss
 (`sum w * mean(square(act[:, 2:-2, 2:-2, :]))`), gradient normalisation and step, compiled
-by XLA per image size. It is not the engine (no tiles, no early stop, no single trace for
-every size) and is not part of `make bench` or CI; README.md's Benchmark section says what
-its figures mean.
+by XLA per image size, and a big image's step tile by tile with the engine's tile boxes
+and margins. It is not the engine (tiles are separate calls, not one loop; no early stop; a
+compile per size, not one trace for all) and is not part of `make bench` or CI; README.md's
+Benchmark section says what its figures mean.
 
 Run it where JAX sees a GPU, with Keras 3 installed (`pip install keras 'jax[cuda13]'`):
-`python benchmarks/gpu_proxy.py` (add `--quick` for tiny sizes, which also runs on a CPU).
+`python benchmarks/gpu_proxy.py` (`--quick` for tiny sizes, which also runs on a CPU;
+`--tiles-only` for the biggest size alone, tiled and whole).
 One JSON line per case goes to stdout and to `$OUT/proxy.jsonl` (`/tmp` without `OUT`).
 """
 
@@ -29,10 +31,11 @@ import numpy as np
 LAYERS = {"mixed3": 0.5, "mixed4": 1.0, "mixed5": 1.0, "mixed6": 1.0, "mixed7": 0.5}
 QUICK = "--quick" in sys.argv
 SIZES = (
-    [(160, 160), (200, 176), (240, 200)]
+    [(160, 160), (200, 176), (480, 400)]
     if QUICK
     else [(256, 256), (512, 384), (1024, 768), (4096, 4096)]
 )
+TILES = [160, 320] if QUICK else [1024, 2048]  # DREAM_TILE_SIZE values tried on the last size
 POLICIES = ["float32", "mixed_bfloat16"]
 OUT = os.environ.get("OUT", "/tmp")
 
@@ -159,6 +162,57 @@ def dream_case(policy: str, stepper, size: tuple[int, int]) -> None:
         )
 
 
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def tile_boxes(size: int, tile: int) -> list[tuple[int, int]]:
+    """(start, end) of each tile's outer box along one axis, as the engine tiles."""
+    count = ceil_div(size, tile)
+    length = ceil_div(ceil_div(size, count), 32) * 32  # TILE_ALIGN
+    margin = ceil_div(max(tile // 8, 96), 32) * 32 if count > 1 else 0  # the engine's margin
+    starts = range(0, size, length)
+    return [(max(a - margin, 0), min(a + length + margin, size)) for a in starts]
+
+
+def tiled_case(policy: str, stepper, size: tuple[int, int], tile: int) -> None:
+    """One step of a big image as the engine takes it: tile by tile, each with its margin."""
+    run = stepper[0]
+    width, height = size
+    shapes = [
+        (bottom - top, right - left)
+        for top, bottom in tile_boxes(height, tile)
+        for left, right in tile_boxes(width, tile)
+    ]
+    images = {
+        shape: jax.random.uniform(jax.random.PRNGKey(3), (1, *shape, 3), jnp.float32, -1, 1)
+        for shape in set(shapes)
+    }
+    start = time.perf_counter()
+    for img in images.values():
+        jax.block_until_ready(run(img)[1])
+    compile_s = time.perf_counter() - start
+
+    def tiled_step():
+        return [run(images[shape])[1] for shape in shapes]
+
+    s = time_it(tiled_step, 2 if QUICK else 5)
+    stats = jax.devices()[0].memory_stats() or {}
+    emit(
+        {
+            "case": "tiled_step",
+            "policy": policy,
+            "size": f"{width}x{height}",
+            "tile": tile,
+            "tiles": len(shapes),
+            "tile_shapes": sorted(f"{w}x{h}" for h, w in set(shapes)),
+            "s_per_step": round(s, 6),
+            "compile_s": round(compile_s, 2),
+            "peak_gib": round(stats.get("peak_bytes_in_use", 0) / 2**30, 2),
+        }
+    )
+
+
 if __name__ == "__main__":
     emit(
         {
@@ -169,13 +223,17 @@ if __name__ == "__main__":
             "backend": jax.default_backend(),
         }
     )
-    matmul_peaks()
     steppers = {policy: build(policy) for policy in POLICIES}
     *small, big = SIZES
+    if "--tiles-only" not in sys.argv:  # the tile cases and their untiled baseline alone
+        matmul_peaks()
+        for policy in POLICIES:
+            for size in small:
+                step_case(policy, steppers[policy], size)
+        for policy in POLICIES:
+            dream_case(policy, steppers[policy], small[-1])
     for policy in POLICIES:
-        for size in small:
-            step_case(policy, steppers[policy], size)
-    for policy in POLICIES:
-        dream_case(policy, steppers[policy], small[-1])
+        for tile in TILES:
+            tiled_case(policy, steppers[policy], big, tile)
     for policy in POLICIES:
         step_case(policy, steppers[policy], big)
