@@ -221,7 +221,8 @@ async def test_a_dream_that_cannot_be_saved_is_not_queued_and_says_so(
 
 
 async def test_cancelling_a_waiting_dream_is_recorded(tmp_path, executor, cat_photo):
-    settings = settings_for(tmp_path)
+    # bob's dream stays at the gate: closing the bot pauses it at once instead of waiting.
+    settings = settings_for(tmp_path, shutdown_grace=0.2)
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
