@@ -157,23 +157,36 @@ class CancelButton(
 
 
 class PresetPicker(
-    discord.ui.DynamicItem[discord.ui.Select], template=r"dream:pick:(?P<source>\d+)"
+    discord.ui.DynamicItem[discord.ui.Select],
+    template=r"dream:pick:(?P<source>\d+)(?P<asked>:asked)?",
 ):
-    """A dropdown of presets for a remembered image; picking one starts a dream."""
+    """A dropdown of presets for a remembered image; picking one starts a dream.
 
-    def __init__(self, source_id: int, options: list[discord.SelectOption] | None = None) -> None:
+    `asked`: the dropdown answers a `/dream` without a preset, so the dream keeps
+    the other options asked there (saved with the image). "Dream again with…"
+    under a result is a fresh start with the picked preset, as its name says.
+    """
+
+    def __init__(
+        self,
+        source_id: int,
+        options: list[discord.SelectOption] | None = None,
+        *,
+        asked: bool = False,
+    ) -> None:
         super().__init__(
             discord.ui.Select(
-                custom_id=f"dream:pick:{source_id}",
+                custom_id=f"dream:pick:{source_id}{':asked' if asked else ''}",
                 placeholder="Dream again with…" if options else "Pick a preset",
                 options=options or [discord.SelectOption(label=DEFAULT_PRESET)],
             )
         )
         self.source_id = source_id
+        self.asked = asked
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
-        return cls(int(match["source"]))
+        return cls(int(match["source"]), asked=bool(match["asked"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         cog: DreamCog = interaction.client.get_cog("DreamCog")  # type: ignore[union-attr,assignment]
@@ -183,17 +196,24 @@ class PresetPicker(
                 "That image is no longer remembered; attach it again with /dream.", ephemeral=True
             )
             return
-        await cog.start(interaction, source, preset_name=self.item.values[0], overrides={})
+        asked = (source.options or {}) if self.asked else {}
+        await cog.start(
+            interaction, source, preset_name=self.item.values[0],
+            overrides=asked.get("overrides", {}), gallery=asked.get("gallery", False),
+            animate=asked.get("animate", False),
+        )  # fmt: skip
 
 
-def picker_view(bot: DreamBot, source_id: int, placeholder: str) -> discord.ui.View:
+def picker_view(
+    bot: DreamBot, source_id: int, placeholder: str, *, asked: bool = False
+) -> discord.ui.View:
     options = [
         discord.SelectOption(
             label=preset.name, value=preset.name, description=preset.description[:100]
         )
         for preset in presets_for(bot)[:25]
     ]
-    picker = PresetPicker(source_id, options)
+    picker = PresetPicker(source_id, options, asked=asked)
     picker.item.placeholder = placeholder
     view = discord.ui.View(timeout=None)
     view.add_item(picker)
@@ -337,10 +357,13 @@ class DreamCog(commands.Cog):
         if preset is None:
             if not await self._precheck(interaction, source, None, overrides):
                 return
-            source = await self.bot.sources.save(source)  # the dropdown needs its id
+            given = {name: value for name, value in overrides.items() if value is not None}
+            asked = {"overrides": given, "gallery": gallery, "animate": animate}
+            # The dropdown needs the image's id, and keeps what else was asked with it.
+            source = await self.bot.sources.save(replace(source, options=asked))
             await interaction.response.send_message(
                 "Pick a preset to dream this image with:",
-                view=picker_view(self.bot, source.id, "Pick a preset"),
+                view=picker_view(self.bot, source.id, "Pick a preset", asked=True),
                 ephemeral=True,
             )
             return

@@ -8,9 +8,11 @@ pruned; Discord's signed CDN links expire about then anyway.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -29,6 +31,9 @@ class ImageSource:
     guild_id: int | None
     user_id: int
     created_at: float
+    # What `/dream` was asked with besides the preset, for the dropdown it answers with
+    # ({"overrides": {...}, "gallery": bool, "animate": bool}); None for other sources.
+    options: dict[str, Any] | None = None
 
     @classmethod
     def unsaved(
@@ -40,8 +45,9 @@ class ImageSource:
         content_type: str | None,
         guild_id: int | None,
         user_id: int,
+        options: dict[str, Any] | None = None,
     ) -> ImageSource:
-        return cls(None, url, filename, size, content_type, guild_id, user_id, time.time())
+        return cls(None, url, filename, size, content_type, guild_id, user_id, time.time(), options)
 
 
 class ImageSourceStore:
@@ -56,10 +62,11 @@ class ImageSourceStore:
         """Persist `source` (made with `ImageSource.unsaved`) and return it with its id."""
         cursor = await self._db.execute(
             "INSERT INTO image_sources (url, filename, size, content_type, guild_id, user_id,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 source.url, source.filename, source.size, source.content_type,
                 source.guild_id, source.user_id, source.created_at,
+                None if source.options is None else json.dumps(source.options),
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -71,12 +78,15 @@ class ImageSourceStore:
 
     async def get(self, source_id: int) -> ImageSource | None:
         async with self._db.execute(
-            "SELECT id, url, filename, size, content_type, guild_id, user_id, created_at"
-            " FROM image_sources WHERE id = ?",
+            "SELECT id, url, filename, size, content_type, guild_id, user_id, created_at,"
+            " options FROM image_sources WHERE id = ?",
             (source_id,),
         ) as cursor:
             row = await cursor.fetchone()
-        return ImageSource(*row) if row else None
+        if row is None:
+            return None
+        *columns, options = row
+        return ImageSource(*columns, None if options is None else json.loads(options))
 
     async def close(self) -> None:
         await self._db.close()

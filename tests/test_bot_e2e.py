@@ -99,6 +99,34 @@ async def test_without_a_preset_the_dropdown_starts_the_dream(world, cat_photo):
     assert "one-octave" in result.embeds[0]["title"]
 
 
+async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_photo):
+    """Options given without a preset wait for the pick; "Dream again with…" starts fresh."""
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    asked = {"image": image, "octaves": 2, "iterations": 2, "seed": 7, "gallery": True}
+    inter = await fake.slash(guild, bob, "dream", asked)
+    await inter.wait_callback()
+    menu = inter.original
+    select = menu.components[0]["components"][0]
+    picked = await fake.click(guild, bob, menu, select["custom_id"], values=["one-octave"])
+    result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+    changed = fields["Changed from preset"]
+    assert all(f"{name}={value}" in changed for name, value in
+               {"octaves": 2, "iterations": 2, "seed": 7}.items()), changed  # fmt: skip
+    gallery = [f.filename for m in await picked.wait_followups(1, timeout=DREAM) for f in m.files]
+    assert len(gallery) == 2 and all(name.startswith("octave-") for name in gallery)
+
+    again = result.components[0]["components"][0]
+    assert again["placeholder"] == "Dream again with…"
+    redone = await fake.click(guild, bob, result, again["custom_id"], values=["one-octave"])
+    fresh = await redone.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    assert "Changed from preset" not in {field["name"] for field in fresh.embeds[0]["fields"]}
+    await asyncio.sleep(0.5)
+    assert not redone.followups  # no gallery: nothing was asked this time
+
+
 async def test_preset_autocomplete_lists_presets_with_descriptions(world):
     fake, _bot, guild = world
     bob = fake.add_member(guild, "bob")
