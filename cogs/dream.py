@@ -48,7 +48,7 @@ from dream_engine.images import check_upload, decode_image, encode_to_fit
 from dream_engine.job_store import JobRecord
 from dream_engine.jobs import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
 from dream_engine.params import DreamParams, parse_channels, parse_layers
-from dream_engine.presets import DEFAULT_PRESET, Preset, get_preset
+from dream_engine.presets import DEFAULT_PRESET, Preset, default_preset_for, get_preset
 from dream_engine.sources import ImageSource
 from dream_engine.sweeps import Variant
 
@@ -428,7 +428,8 @@ class DreamCog(commands.Cog):
             if settings and channel_id and not settings.allows_channel(channel_id):
                 where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
                 raise UserError(f"Dreams are not made in this channel here. Try {where}.")
-            preset = get_preset(preset_name or DEFAULT_PRESET)
+            default = default_preset_for(self.bot.executor.model_name)
+            preset = get_preset(preset_name or default)
             if preset.model != self.bot.executor.model_name:
                 raise ParamError(
                     f"preset: '{preset.name}' is for the {preset.model} model; this bot runs "

@@ -10,6 +10,7 @@ that file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -67,9 +68,15 @@ def get_preset(name: str, directory: Path | None = None) -> Preset:
 
 
 def default_preset_for(model: str | None, directory: Path | None = None) -> str:
-    """`balanced` for InceptionV3; for another model, its first preset if it has one."""
-    if model is None or model == get_preset(DEFAULT_PRESET, directory).model:
+    """`balanced` for InceptionV3; for another model, its first preset if it has one.
+
+    A model with presets of its own does not need `balanced.toml` to be there.
+    """
+    if model is None:
         return DEFAULT_PRESET
+    with contextlib.suppress(ParamError):  # no valid balanced here: the model's own may do
+        if get_preset(DEFAULT_PRESET, directory).model == model:
+            return DEFAULT_PRESET
     matching = list_presets(directory, model=model)
     return matching[0].name if matching else DEFAULT_PRESET
 

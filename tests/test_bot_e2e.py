@@ -127,6 +127,32 @@ async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_phot
     assert not redone.followups  # no gallery: nothing was asked this time
 
 
+async def test_a_bot_on_the_dogs_model_offers_the_dogs_presets(tmp_path, cat_photo):
+    """Without a preset, and from "Dream this image": the model's own presets, not balanced."""
+    dogs = LocalExecutor(EngineConfig("dogs", "imagenet"))
+    await dogs.start()
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        await fake.start_bot(create_bot(settings_for(tmp_path, model="dogs"), dogs))
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        post = fake.add_message(guild.text_channel, bob, "my cat", attachments=[image])
+        inters = [
+            await fake.slash(guild, bob, "dream", {"image": image, "iterations": 2}),
+            await fake.context_menu(guild, bob, "Dream this image", post),
+        ]
+        for inter in inters:
+            assert (await inter.wait_callback()).ephemeral
+            select = inter.original.components[0]["components"][0]
+            offered = [option["value"] for option in select["options"]]
+            assert offered and all(name.startswith("dogs-") for name in offered), offered
+        menu = inters[0].original
+        select = menu.components[0]["components"][0]
+        picked = await fake.click(guild, bob, menu, select["custom_id"], values=["dogs-fur"])
+        result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        assert "dogs-fur" in result.embeds[0]["title"]
+
+
 async def test_preset_autocomplete_lists_presets_with_descriptions(world):
     fake, _bot, guild = world
     bob = fake.add_member(guild, "bob")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dream_engine import ParamError, get_preset, list_presets, load_preset
-from dream_engine.presets import presets_dir
+from dream_engine.presets import default_preset_for, presets_dir
 
 SHIPPED = sorted(path.stem for path in presets_dir().glob("*.toml"))
 STUDY_VARIANTS = {
@@ -116,6 +116,15 @@ def test_a_broken_file_does_not_hide_the_others(tmp_path):
     write(tmp_path, "good", "[layers]\nmixed3 = 1\n")
     write(tmp_path, "broken", "step = -1\n")
     assert [preset.name for preset in list_presets(tmp_path)] == ["good"]
+
+
+def test_each_model_gets_a_default_preset_of_its_own(tmp_path):
+    assert default_preset_for("inceptionv3") == "balanced"
+    assert default_preset_for("dogs") == "dogs-dream"  # the first of the dogs presets
+    # A folder holding only the dogs presets does not need balanced.toml for them.
+    for path in presets_dir().glob("dogs-*.toml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    assert default_preset_for("dogs", tmp_path) == "dogs-dream"
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "UPPER", "", "a" * 60, "x\\y"])
