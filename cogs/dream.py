@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -541,6 +542,11 @@ class DreamCog(commands.Cog):
         except discord.HTTPException as error:
             raise ImageError(
                 f"Discord would not give me your image (HTTP {error.status}); attach it again."
+            ) from None
+        except (aiohttp.ClientError, OSError):  # the connection broke: dropped, reset, refused
+            raise ImageError(
+                "Downloading your image from Discord failed (the connection broke). "
+                "Please try again."
             ) from None
 
     # -- showing a job ---------------------------------------------------------------------

@@ -365,6 +365,7 @@ def png_header_claiming(width: int, height: int) -> bytes:
         ("giant", "pixels"),
         ("real-12000x12000", "pixels"),
         ("http-500", "500"),
+        ("cut-off", "failed"),  # the connection drops mid-download
     ],
 )
 async def test_uploads_that_fail_after_the_defer_explain_privately(world, cat_photo, kind, words):
@@ -379,6 +380,9 @@ async def test_uploads_that_fail_after_the_defer_explain_privately(world, cat_ph
         buffer = io.BytesIO()
         Image.new("1", (12000, 12000), 1).save(buffer, "PNG")
         image = fake.add_attachment("huge.png", buffer.getvalue(), "image/png")
+    elif kind == "cut-off":
+        image = fake.add_attachment("cat.png", whole, "image/png")
+        fake.cdn_file(image).cut_off = True
     else:
         image = fake.add_attachment("cat.png", whole, "image/png", status=500)
     inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})

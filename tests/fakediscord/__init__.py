@@ -27,7 +27,7 @@ Tour::
 Building the world (``State``): ``add_guild``, ``add_channel(guild, name,
 bot_can_send=...)``, ``add_member(guild, name, permissions=...)``,
 ``add_attachment(filename, data, content_type, size=, stall=, status=)``,
-``cdn_file(att)`` (change ``stall``/``status`` later, count ``downloads``),
+``cdn_file(att)`` (change ``stall``/``status``/``cut_off`` later, count ``downloads``),
 ``add_message(channel, author, content, attachments=[...])``,
 ``register_commands(payloads, guild)`` if the bot does not sync. ``fake.owner`` owns
 every guild and the application. If a test connects the bot itself

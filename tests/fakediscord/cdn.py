@@ -1,4 +1,4 @@
-"""The attachment CDN: serves ``StoredFile`` bytes, slowly or not at all if asked.
+"""The attachment CDN: serves ``StoredFile`` bytes, slowly, halfway or not at all if asked.
 
 ``/attachments/{channel}/{id}/{filename}`` is the ``url`` of an attachment and
 ``/media/attachments/...`` its ``proxy_url``; discord.py's
@@ -39,6 +39,13 @@ class Cdn:
             return web.Response(
                 status=status, text="<Error><Code>NoSuchKey</Code></Error>", content_type="text/xml"
             )
-        return web.Response(
-            body=stored.data, content_type=stored.content_type or "application/octet-stream"
-        )
+        content_type = stored.content_type or "application/octet-stream"
+        if stored.cut_off:  # promise the whole file, send half, drop the connection
+            response = web.StreamResponse(headers={"Content-Type": content_type})
+            response.content_length = len(stored.data)
+            await response.prepare(request)
+            await response.write(stored.data[: len(stored.data) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return web.Response(body=stored.data, content_type=content_type)

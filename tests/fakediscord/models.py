@@ -244,7 +244,8 @@ class StoredFile:
     """A file the fake CDN serves: a test's upload or one the bot sent.
 
     ``size`` is what Discord *claims* (tests may make it lie), ``data`` is what
-    the CDN actually returns. ``stall``/``status`` make downloads misbehave.
+    the CDN actually returns. ``stall``/``status``/``cut_off`` make downloads
+    misbehave (``cut_off``: the connection drops halfway through the body).
     """
 
     id: int
@@ -259,6 +260,7 @@ class StoredFile:
     height: int | None = None
     stall: float = 0.0
     status: int = 200
+    cut_off: bool = False
     downloads: int = 0
 
     def attachment(self) -> dict[str, Any]:
