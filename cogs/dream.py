@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
+# The upload limit (the server's, at most REQUEST_BYTES) is for all of one message's files.
 FILES_PER_MESSAGE = 10
 GIF_FRAMES = 48  # animate:true: about this many frames across the whole dream
 GOODBYE_GRACE = 10.0  # seconds paused dreams get to say so at shutdown
@@ -788,7 +789,9 @@ class DreamCog(commands.Cog):
         dream_job: DreamJob = job.payload
         await _settle(dream_job)
         record = dream_job.record
-        encoded = encode_to_fit(result.image, record.upload_limit)
+        # Off the event loop: a big image takes seconds to fit the upload limit, and every
+        # other member's command must still be answered within Discord's 3 s meanwhile.
+        encoded = await asyncio.to_thread(encode_to_fit, result.image, record.upload_limit)
         embed = self._result_embed(dream_job, result, encoded.scaled_down)
         embed.set_image(url=f"attachment://{encoded.filename('dream')}")
         view = (
@@ -812,24 +815,33 @@ class DreamCog(commands.Cog):
             except discord.HTTPException as error:
                 log.warning("job %s could not be delivered: %s", job.id, error)
                 return JobState.UNDELIVERABLE, f"reply and channel both refused: {error}"
-        if record.gallery:
-            await self._send_gallery(dream_job.reply.send, result, record.upload_limit)
-        if record.animate and result.frames:
-            await self._send_animation(dream_job.reply.send, result, record.upload_limit)
+        try:
+            if record.gallery:
+                await self._send_gallery(dream_job.reply.send, result, record.upload_limit)
+            if record.animate and result.frames:
+                await self._send_animation(dream_job.reply.send, result, record.upload_limit)
+        except discord.HTTPException as error:  # the dream itself is posted: it stays
+            log.warning("job %s: gallery or animation not posted: %s", job.id, error)
+            with contextlib.suppress(discord.HTTPException):
+                await dream_job.reply.send(
+                    f"⚠️ Discord refused the extra images (HTTP {error.status}); "
+                    "the dream above is complete."
+                )
+            return JobState.DONE, f"extras not posted: {error}"
         return JobState.DONE, None
 
     async def _send_gallery(self, send: Any, result: DreamResult, limit: int) -> None:
         """Every octave (or every variant of a comparison), labelled, in as few messages as
-        the 10-file and 25 MiB limits allow."""
+        the 10-file limit allows, the files of one message sharing its upload limit."""
         if result.panels:
             what, images = "Variants", [(_slug(caption), image) for caption, image in result.panels]
         else:
             what, images = "Octaves", [("", octave) for octave in result.octaves]
         total = len(images)
-        per_file = min(limit, REQUEST_BYTES // min(total, FILES_PER_MESSAGE))
+        per_file = limit // min(total, FILES_PER_MESSAGE)
         files = []
         for index, (label, image) in enumerate(images, start=1):
-            encoded = encode_to_fit(image, per_file)
+            encoded = await asyncio.to_thread(encode_to_fit, image, per_file)
             name = "-".join(filter(None, [what[:-1].lower(), f"{index}-of-{total}", label]))
             stem = f"{name}-{image.width}x{image.height}"
             files.append(discord.File(io.BytesIO(encoded.data), filename=encoded.filename(stem)))

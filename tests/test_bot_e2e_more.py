@@ -7,14 +7,18 @@ cancelled before a test ends, so the shared executor is free for the next one.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
+import time
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from bot import create_bot
+from dream_engine.results import DreamResult
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
 
@@ -404,3 +408,83 @@ async def test_a_stalled_download_times_out_with_a_private_reason(tmp_path, exec
         text = await private_reply(inter, timeout=5.0)
         assert "timed out" in text.lower(), text
         assert len(bot.queue) == 0 and not bot.queue.running()
+
+
+# -- 6. delivering the result -------------------------------------------------------------
+
+
+async def test_a_refused_gallery_leaves_the_posted_dream_in_place(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    # Discord refuses the gallery's follow-up once; the word about it goes through.
+    fake.inject_error("POST", "/webhooks/*", 400, {"message": "Too large", "code": 40005})
+    inter = await fake.slash(
+        guild, bob, "dream", {"image": image, "preset": "one-octave", "gallery": True}
+    )
+    await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    (note,) = await inter.wait_followups(1, timeout=DREAM)
+    assert "refused the extra images (HTTP 400)" in note.content and not note.files
+    await asyncio.sleep(0.5)  # nothing may come after it to take the dream away
+    assert inter.original.embeds and inter.original.files, inter.original.content
+
+
+class InstantBigDreams:
+    """An executor whose every dream is at once a 4096x3072 picture (the largest an admin
+    may allow) with two octaves: the bot's side of posting a big result, without the
+    minutes a real engine needs to make one. `finished` is set as the result is handed over.
+    """
+
+    model_name = "inceptionv3"
+    capacity = 1
+    on_capacity_change = None
+
+    def __init__(self) -> None:
+        self.finished = asyncio.Event()
+
+    def workers(self) -> list:
+        return []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, request, on_progress, cancel) -> DreamResult:
+        pixels = np.random.default_rng(0).integers(0, 256, (3072, 4096, 3), dtype=np.uint8)
+        big = Image.fromarray(pixels)
+        self.finished.set()
+        return DreamResult(
+            image=big, octaves=[big.resize((2048, 1536)), big], losses=[[0.0], [0.0]],
+            params=request.params, seconds=1.0,
+        )  # fmt: skip
+
+
+async def test_posting_a_big_dream_does_not_hold_up_the_bot(tmp_path, cat_photo):
+    """Fitting a 4096 px dream and its gallery into the upload limit takes seconds of
+    encoding; the bot's event loop must keep turning meanwhile (heartbeats, and every other
+    member's command answered within Discord's 3 s), so the encoding runs off the loop."""
+    executor = InstantBigDreams()
+    async with FakeDiscord(ack_deadline=3.0) as fake:
+        guild = fake.add_guild("Art")
+        bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
+        await fake.start_bot(create_bot(settings_for(tmp_path, max_side=4096), executor))
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        big = await fake.slash(
+            guild, bob, "dream", {"image": image, "preset": "one-octave", "gallery": True}
+        )
+        await executor.finished.wait()
+        longest_stall = 0.0
+        queue = await fake.slash(guild, carol, "queue", {})
+        async with asyncio.timeout(DREAM):
+            while not big.followups:  # until the gallery is posted
+                before = time.monotonic()
+                await asyncio.sleep(0.05)
+                longest_stall = max(longest_stall, time.monotonic() - before - 0.05)
+        # Unblocked, the loop stalls for milliseconds; encoding on it stalled it for seconds.
+        assert longest_stall < 1.0, f"the event loop stood still for {longest_stall:.1f} s"
+        assert (await queue.wait_callback()).delay < 3.0
+        (gallery,) = big.followups
+        # Both octaves in one message, sharing its upload limit (10 MiB here).
+        assert [file.filename[:13] for file in gallery.files] == ["octave-1-of-2", "octave-2-of-2"]
+        assert sum(len(file.data) for file in gallery.files) <= 10 * 1024 * 1024
+        assert big.original.embeds and big.original.files
