@@ -23,7 +23,13 @@ import discord
 from discord.ext import commands
 
 from dream_engine.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
-from dream_engine.guild_settings import GuildSettingsStore, SettingsDefaults
+from dream_engine.guild_settings import (
+    MAX_SIDE_RANGE,
+    QUEUE_SIZE_RANGE,
+    USER_LIMIT_RANGE,
+    GuildSettingsStore,
+    SettingsDefaults,
+)
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.job_store import JobStore
 from dream_engine.jobs import GuildLimits, JobQueue
@@ -93,7 +99,9 @@ class Settings:
                 "DISCORD_TOKEN is not set: put the bot token in .env or the environment."
             )
 
-        def number(name: str, default: float, kind: type = int) -> float:
+        def number(
+            name: str, default: float, kind: type = int, within: tuple[int, int] | None = None
+        ) -> float:
             raw = env.get(name, "").strip()
             if not raw:
                 return default
@@ -104,6 +112,11 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} is not {what}.") from None
             if value <= 0:
                 raise ConfigError(f"{name} must be positive.")
+            if within is not None and not within[0] <= value <= within[1]:
+                # A server's default must be a value its admins could have chosen.
+                raise ConfigError(
+                    f"{name} must be from {within[0]} to {within[1]} (what /dreamadmin allows)."
+                )
             return value
 
         dev_guild = env.get("DREAM_DEV_GUILD", "").strip()
@@ -124,11 +137,13 @@ class Settings:
             model=env.get("DREAM_MODEL", cls.model).strip() or cls.model,
             weights=env.get("DREAM_WEIGHTS", cls.weights).strip() or cls.weights,
             db_path=env.get("DREAM_DB", cls.db_path).strip() or cls.db_path,
-            max_side=int(number("DREAM_MAX_SIDE", cls.max_side)),
+            max_side=int(number("DREAM_MAX_SIDE", cls.max_side, within=MAX_SIDE_RANGE)),
             dev_guild=int(dev_guild) if dev_guild.isdigit() else None,
             max_queue=int(number("DREAM_MAX_QUEUE", cls.max_queue)),
-            guild_queue_size=int(number("DREAM_GUILD_QUEUE_SIZE", cls.guild_queue_size)),
-            user_limit=int(number("DREAM_USER_LIMIT", cls.user_limit)),
+            guild_queue_size=int(
+                number("DREAM_GUILD_QUEUE_SIZE", cls.guild_queue_size, within=QUEUE_SIZE_RANGE)
+            ),
+            user_limit=int(number("DREAM_USER_LIMIT", cls.user_limit, within=USER_LIMIT_RANGE)),
             max_upload_bytes=int(
                 number("DREAM_MAX_UPLOAD_MB", cls.max_upload_bytes / MIB, float) * MIB
             ),

@@ -52,6 +52,17 @@ def test_every_variable_is_read():
         ({"DISCORD_TOKEN": "a", "DREAM_PRECISION": "int8"}, "DREAM_PRECISION must be one of"),
         ({"DISCORD_TOKEN": "a", "DREAM_EXECUTOR": "gpu"}, "DREAM_EXECUTOR must be one of"),
         ({"DISCORD_TOKEN": "a", "DREAM_TILE_SIZE": "big"}, "DREAM_TILE_SIZE must be a whole"),
+        # Defaults are what a server gets until its admins choose: within the same ranges.
+        (
+            {"DISCORD_TOKEN": "a", "DREAM_MAX_SIDE": "8192"},
+            "DREAM_MAX_SIDE must be from 64 to 4096",
+        ),
+        ({"DISCORD_TOKEN": "a", "DREAM_MAX_SIDE": "32"}, "DREAM_MAX_SIDE must be from 64 to 4096"),
+        ({"DISCORD_TOKEN": "a", "DREAM_USER_LIMIT": "25"}, "DREAM_USER_LIMIT must be from 1 to 20"),
+        (
+            {"DISCORD_TOKEN": "a", "DREAM_GUILD_QUEUE_SIZE": "200"},
+            "DREAM_GUILD_QUEUE_SIZE must be from 1 to 100",
+        ),
     ],
 )
 def test_bad_configuration_names_the_variable(env, words):
