@@ -304,9 +304,13 @@ class DreamCog(commands.Cog):
             by_user=interaction.user.id,
             admin_of_guild=interaction.guild_id if is_guild_admin(interaction) else None,
         )
+        message = outcome.message
         if outcome is CancelOutcome.STOPPING and job is not None:
-            job.payload.cancelled_by_user = True
-        await interaction.response.send_message(outcome.message, ephemeral=True)
+            if job.payload.engine_done:  # only the posting is left: it can't be taken back
+                message = "That dream has already finished; it is being posted."
+            else:
+                job.payload.cancelled_by_user = True
+        await interaction.response.send_message(message, ephemeral=True)
         if outcome is CancelOutcome.CANCELLED and job is not None:
             await self.bot.jobs.finish(job_id, JobState.CANCELLED, "cancelled while waiting")
             await self._say(job.payload, "Cancelled before it started. Nothing was posted.")

@@ -488,3 +488,20 @@ async def test_posting_a_big_dream_does_not_hold_up_the_bot(tmp_path, cat_photo)
         assert [file.filename[:13] for file in gallery.files] == ["octave-1-of-2", "octave-2-of-2"]
         assert sum(len(file.data) for file in gallery.files) <= 10 * 1024 * 1024
         assert big.original.embeds and big.original.files
+
+
+async def test_cancel_while_a_finished_dream_is_being_posted_says_so(tmp_path, cat_photo):
+    """Between the engine's answer and the post (seconds of encoding for a big dream) there
+    is nothing left to stop: /cancel must not promise to stop it, and the dream is posted."""
+    executor = InstantBigDreams()
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        await fake.start_bot(create_bot(settings_for(tmp_path, max_side=4096), executor))
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})
+        await executor.finished.wait()
+        cancel = await fake.slash(guild, bob, "cancel", {})  # the latest: this one
+        said = (await cancel.wait_callback()).data["content"]
+        assert said == "That dream has already finished; it is being posted."
+        await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
