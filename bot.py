@@ -33,7 +33,7 @@ from dream_engine.guild_settings import (
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.job_store import JobStore
 from dream_engine.jobs import GuildLimits, JobQueue
-from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS
+from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
 from dream_engine.presets import default_preset_for, load_preset
 from dream_engine.sources import ImageSourceStore
 
@@ -130,8 +130,11 @@ class Settings:
         if executor == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("DREAM_EXECUTOR=ray needs Ray: pip install '.[ray]'.")
         tile_size = env.get("DREAM_TILE_SIZE", "").strip()
-        if tile_size and not tile_size.isdigit():
-            raise ConfigError("DREAM_TILE_SIZE must be a whole number of pixels (0 = no tiling).")
+        if tile_size and not (tile_size.isdigit() and int(tile_size) <= MAX_TILE_SIZE):
+            raise ConfigError(
+                f"DREAM_TILE_SIZE must be a whole number of pixels up to {MAX_TILE_SIZE} "
+                "(0 = no tiling)."
+            )
         return cls(
             token=token,
             model=env.get("DREAM_MODEL", cls.model).strip() or cls.model,

@@ -28,7 +28,13 @@ from dream_engine.params import (
     parse_channels,
     parse_layers,
 )
-from dream_engine.presets import DEFAULT_PRESET, default_preset_for, get_preset, list_presets
+from dream_engine.presets import (
+    DEFAULT_PRESET,
+    default_preset_for,
+    get_preset,
+    list_presets,
+    presets_dir,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -212,7 +218,9 @@ def _dream(args: argparse.Namespace) -> int:
     params = resolve_params(args)
     check_max_side(args)
     image = load_image_file(args.input)
-    output = Path(args.output) if args.output else _default_output(Path(args.input))
+    output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
+    if args.gallery:
+        prepare_folder(args.gallery)
     engine = build_engine(args, params)
     frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
     with ProgressBar() as bar:
@@ -222,11 +230,10 @@ def _dream(args: argparse.Namespace) -> int:
     save_image(result.image, output)
     gif_bytes = _save_gif(result.frames, args.gif) if args.gif else 0
     if args.gallery:
-        args.gallery.mkdir(parents=True, exist_ok=True)
         total = len(result.octaves)
         for index, octave in enumerate(result.octaves, start=1):
             name = f"octave-{index}-of-{total}-{octave.width}x{octave.height}.png"
-            octave.save(args.gallery / name)
+            save_image(octave, args.gallery / name)
     notes = "".join(f"; {note}" for note in result.notes)
     target = params.target_class()
     aim = f", towards {target[1]} ({target[0]})" if target else ""
@@ -237,6 +244,29 @@ def _dream(args: argparse.Namespace) -> int:
     if args.gif:
         print(f"wrote {args.gif} ({gif_bytes / 2**20:.1f} MiB)")
     return 0
+
+
+def checked_output(output: Path) -> Path:
+    """`output`, if an image can be written there; checked before dreaming, so a typo in
+    the name costs a second instead of the whole dream."""
+    from PIL import Image
+
+    image_format = Image.registered_extensions().get(output.suffix.lower())
+    if image_format not in Image.SAVE:
+        raise UserError(
+            f"Can't write an image named {output.name}: end the name in .png, .jpg or .webp."
+        )
+    if output.is_dir():
+        raise UserError(f"{output} is a folder; name the image file to write.")
+    return output
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make the folder outputs go to, before dreaming (see `checked_output`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"Could not make the folder {folder}: {error}.") from None
 
 
 def save_image(image: Image.Image, output: Path) -> None:
@@ -266,6 +296,8 @@ def _default_output(source: Path) -> Path:
 
 def _print_presets() -> None:
     presets = list_presets()
+    if not presets:
+        raise UserError(f"There are no valid presets in {presets_dir()}.")
     width = max(len(preset.name) for preset in presets)
     for preset in presets:
         print(f"{preset.name:<{width}}  [{preset.model}] {preset.description}")

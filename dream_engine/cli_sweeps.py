@@ -22,6 +22,7 @@ from dream_engine.cli import (
     add_param_flags,
     build_engine,
     check_max_side,
+    checked_output,
     param_overrides,
     resolve_params,
     save_image,
@@ -131,12 +132,13 @@ def kinds(args: argparse.Namespace) -> int:
     params = resolve_params(args)
     check_max_side(args)
     photo = load_image_file(args.photo) if args.photo else None
+    output = checked_output(Path(args.output))
     engine = build_engine(args, params)
     with ProgressBar() as bar:
         result = run_kinds(
             engine, params, bar.update, max_side=args.max_side, photo=photo, seed=params.seed
         )
-    return _report(result, Path(args.output))
+    return _report(result, output)
 
 
 COMMANDS = {"compare": compare, "layers": layers, "kinds": kinds}
@@ -164,6 +166,6 @@ def _report(result: SweepResult, output: Path) -> int:
 
 def _output(args: argparse.Namespace, command: str) -> Path:
     if args.output:
-        return Path(args.output)
+        return checked_output(Path(args.output))
     source = Path(args.input)
     return source.with_name(f"{source.stem}-{command}.png")

@@ -31,7 +31,7 @@ from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableErro
 from dream_engine.folding import fold_batch_norm
 from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
 from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
-from dream_engine.params import DEFAULT_TILE_SIZE, PRECISIONS, DreamParams
+from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
 from dream_engine.results import DreamResult, Progress
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
@@ -77,9 +77,12 @@ class DreamEngine:
         `models.head_source`); the class head is loaded on the first targeted dream."""
         if precision not in PRECISIONS:
             raise ParamError(f"precision: choose from {', '.join(PRECISIONS)}.")
-        if tile_size is not None and tile_size < 2 * get_model_spec(model).min_side:
+        if tile_size is not None and not (
+            2 * get_model_spec(model).min_side <= tile_size <= MAX_TILE_SIZE
+        ):
             raise ParamError(
-                f"tile_size: at least {2 * get_model_spec(model).min_side} px for {model}."
+                f"tile_size: from {2 * get_model_spec(model).min_side} to {MAX_TILE_SIZE} px "
+                f"for {model} (0 or none: no tiles)."
             )
         self.spec = get_model_spec(model)
         self.weights = weights

@@ -33,6 +33,7 @@ INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "seed"})
 # Engine options (not part of a dream's look), here so the bot can check them without TensorFlow.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DEFAULT_TILE_SIZE = 1024  # larger images get their gradient tile by tile
+MAX_TILE_SIZE = 32768  # beyond any image's side: bigger would only overflow int32 offsets
 MAX_LAYER_WEIGHT = 1000.0
 MAX_CHANNELS = 64  # channel objectives in one dream
 

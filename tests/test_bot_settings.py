@@ -52,6 +52,7 @@ def test_every_variable_is_read():
         ({"DISCORD_TOKEN": "a", "DREAM_PRECISION": "int8"}, "DREAM_PRECISION must be one of"),
         ({"DISCORD_TOKEN": "a", "DREAM_EXECUTOR": "gpu"}, "DREAM_EXECUTOR must be one of"),
         ({"DISCORD_TOKEN": "a", "DREAM_TILE_SIZE": "big"}, "DREAM_TILE_SIZE must be a whole"),
+        ({"DISCORD_TOKEN": "a", "DREAM_TILE_SIZE": "99999999999"}, "pixels up to 32768"),
         # Defaults are what a server gets until its admins choose: within the same ranges.
         (
             {"DISCORD_TOKEN": "a", "DREAM_MAX_SIDE": "8192"},

@@ -95,17 +95,30 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--channels", "mixed4:900"], "mixed4 has 768 channels (0-767); got 900"),
         (["{photo}", "--channels", "mixed4"], "'mixed4' is not layer:channel"),
         (["{photo}", "--layers", "none"], "at least one layer"),
+        # Where the results go is checked before the dream, so a typo does not lose it.
+        (["{photo}", "-o", "{tmp}/result"], "end the name in .png, .jpg or .webp"),
+        (["{photo}", "-o", "{tmp}/result.xyz"], "Can't write an image named result.xyz"),
+        (["{photo}", "--gallery", "{text}"], "Could not make the folder"),
+        (["compare", "{photo}", "--vary", "step=0.01,0.02", "-o", "{tmp}/grid"], "end the name"),
+        (["kinds", "-o", "{tmp}/sheet.txt"], "Can't write an image named sheet.txt"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, photo, args, words):
     text = tmp_path / "notes.png"
     text.write_text("these are my notes, not a picture")
-    args = [arg.format(photo=photo, text=text) for arg in args]
+    args = [arg.format(photo=photo, text=text, tmp=tmp_path) for arg in args]
     result = run_cli(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: ")
     assert words in result.stderr
+
+
+def test_list_presets_with_no_valid_preset_says_where_it_looked(tmp_path):
+    (tmp_path / "broken.toml").write_text("step = -1\n")
+    result = run_cli("--list-presets", env={"DREAM_PRESETS": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr == f"error: There are no valid presets in {tmp_path}.\n"
 
 
 def test_offline_without_weights_exits_2_with_where_to_put_them(tmp_path, photo):

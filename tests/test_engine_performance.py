@@ -96,5 +96,6 @@ def test_float16_dream_stays_close_to_float32(dogs_engine, cat_photo):
 def test_bad_engine_options_are_refused():
     with pytest.raises(ParamError, match="precision"):
         DreamEngine(model="dogs", precision="int8")
-    with pytest.raises(ParamError, match="tile_size"):
-        DreamEngine(model="inceptionv3", weights="random", tile_size=100)
+    for tile_size in (100, 99_999_999_999):  # under two minimum sides; past any image
+        with pytest.raises(ParamError, match="tile_size: from 150 to 32768 px"):
+            DreamEngine(model="inceptionv3", weights="random", tile_size=tile_size)
