@@ -123,6 +123,7 @@ def parse_vary(text: str, base: DreamParams, max_variants: int = MAX_VARIANTS) -
             f"{name}={format_value(name, value)}" for name, value in changes.items()
         )
         variants.append(Variant(caption, params))
+    _refuse_idle_knobs(names, base)
     _refuse_repeats(variants, "vary")
     return variants
 
@@ -413,6 +414,21 @@ def _check_count(count: int, max_variants: int, what: str) -> None:
     if count > max_variants:
         raise ParamError(
             f"{what}: that makes {count} variants; at most {max_variants} in one comparison."
+        )
+
+
+def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
+    """Knobs that change nothing on this base would give identical pictures captioned as
+    different ones: say what makes them matter instead."""
+    if "seed" in names and "jitter" not in names and base.jitter == 0:
+        raise ParamError(
+            "vary: seed only changes the random shifts (jitter), and they are off here; "
+            "turn them on too, e.g. seed=1,2;jitter=32."
+        )
+    if "target_weight" in names and "target" not in names and base.target is None:
+        raise ParamError(
+            "vary: target_weight weighs a target class, and there is none here; name one "
+            "too, e.g. target_weight=0.5,2;target=golden retriever."
         )
 
 

@@ -47,11 +47,12 @@ def pixels(image: Image.Image) -> np.ndarray:
     ],
 )
 def test_parse_vary_makes_one_variant_per_value(text, field, values):
-    variants = parse_vary(text, BASE)
+    base = BASE.replace(jitter=16)  # a seed only matters where there are random shifts
+    variants = parse_vary(text, base)
     assert [getattr(v.params, field) for v in variants] == values
     for variant, value in zip(variants, values, strict=True):
         assert variant.caption == f"{field}={value:g}"
-        others = variant.params.differences(BASE)
+        others = variant.params.differences(base)
         assert set(others) <= {field}  # everything else is the base's
 
 
@@ -97,11 +98,12 @@ def test_parse_vary_two_parameters_gives_every_combination():
 
 def test_max_variants_is_8_unless_the_caller_allows_more():
     nine = "seed=" + ",".join(str(i) for i in range(9))
+    jittered = BASE.replace(jitter=8)
     assert MAX_VARIANTS == 8
-    assert len(parse_vary("seed=" + ",".join(str(i) for i in range(8)), BASE)) == 8
+    assert len(parse_vary("seed=" + ",".join(str(i) for i in range(8)), jittered)) == 8
     with pytest.raises(ParamError, match="9 variants; at most 8"):
         parse_vary(nine, BASE)
-    assert len(parse_vary(nine, BASE, max_variants=9)) == 9
+    assert len(parse_vary(nine, jittered, max_variants=9)) == 9
     with pytest.raises(ParamError, match="at most 3"):
         parse_vary("step=0.01,0.02;octaves=1,2", BASE, max_variants=3)
 
@@ -135,6 +137,9 @@ def test_max_variants_is_8_unless_the_caller_allows_more():
         ("step=" + ",".join(["0.1"] * 300), "too long"),
         ("step=\x00\x1b[31m,0.1", "is not a number"),
         ("step=0.1,0.2,0.3;octaves=1,2,3", "9 variants"),
+        # Knobs that would change nothing here: identical pictures, different captions.
+        ("seed=1,2", "seed only changes the random shifts (jitter), and they are off here"),
+        ("target_weight=0.5,2", "target_weight weighs a target class, and there is none"),
     ],
 )
 def test_parse_vary_refuses_bad_text_with_one_friendly_line(text, words):
@@ -145,6 +150,14 @@ def test_parse_vary_refuses_bad_text_with_one_friendly_line(text, words):
     assert message.startswith("vary: ")
     assert "\n" not in message and len(message) < 300
     assert message.isprintable()  # control characters from the input are not echoed
+
+
+def test_seed_and_target_weight_vary_once_what_they_act_on_is_there():
+    seeds = parse_vary("seed=1,2;jitter=32", BASE)
+    assert [(v.params.seed, v.params.jitter) for v in seeds] == [(1, 32), (2, 32)]
+    assert len(parse_vary("seed=1,2", BASE.replace(jitter=8))) == 2
+    weights = parse_vary("target_weight=0.5,2", BASE.replace(target="golden retriever"))
+    assert [v.params.target_weight for v in weights] == [0.5, 2.0]
 
 
 def test_preset_variants_one_per_preset_with_overrides_on_top():
@@ -273,7 +286,7 @@ def test_cancel_stops_the_sweep_inside_the_second_variant(inception_engine, cat_
         if event.variant == 2:
             cancel.set()
 
-    variants = parse_vary("seed=1,2,3", QUICK.replace(iterations=12))
+    variants = parse_vary("seed=1,2,3", QUICK.replace(iterations=12, jitter=8))
     with pytest.raises(DreamCancelled):
         run_sweep(
             inception_engine, cat_photo, QUICK, variants, on_progress=on_progress, cancel=cancel
