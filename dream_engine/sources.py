@@ -45,9 +45,8 @@ class ImageSource:
         content_type: str | None,
         guild_id: int | None,
         user_id: int,
-        options: dict[str, Any] | None = None,
     ) -> ImageSource:
-        return cls(None, url, filename, size, content_type, guild_id, user_id, time.time(), options)
+        return cls(None, url, filename, size, content_type, guild_id, user_id, time.time())
 
 
 class ImageSourceStore:
