@@ -59,12 +59,30 @@ def get_preset(name: str, directory: Path | None = None) -> Preset:
     directory = directory or presets_dir()
     raw = _resolve(name, directory, chain=())
     description = raw.pop("description", "")
-    path = _path(name, directory)
     try:
         params = DreamParams(**raw).validate()
     except ParamError as error:
-        raise ParamError(f"{path.name}: {error}") from None
+        raise ParamError(f"{_blame(name, directory, str(error)).name}: {error}") from None
     return Preset(name=name, description=description, params=params)
+
+
+def _blame(name: str, directory: Path, complaint: str) -> Path:
+    """The file to fix: up the `extends` chain while each parent, resolved on its own,
+    fails with the same complaint (so the bad value is inherited from it). A parent that
+    passes, or fails differently (a base left incomplete on purpose), stops the walk."""
+    path = _path(name, directory)
+    while parent := tomllib.loads(path.read_text(encoding="utf-8")).get("extends"):
+        raw = _resolve(parent, directory, chain=())
+        raw.pop("description", None)
+        try:
+            DreamParams(**raw).validate()
+        except ParamError as error:
+            if str(error) != complaint:
+                break
+            path = _path(parent, directory)
+            continue
+        break
+    return path
 
 
 def default_preset_for(model: str | None, directory: Path | None = None) -> str:

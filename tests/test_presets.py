@@ -112,6 +112,19 @@ def test_extends_inherits_and_overrides(tmp_path):
     assert child.description == "c"
 
 
+def test_an_inherited_mistake_names_the_file_it_comes_from(tmp_path):
+    write(tmp_path, "base", "[layers]\nmixed3 = 1\n")
+    write(tmp_path, "bigstep", 'extends = "base"\nstep = 5\n')
+    write(tmp_path, "child", 'extends = "bigstep"\noctaves = 2\n')
+    with pytest.raises(ParamError, match=r"^bigstep\.toml: step must be in \(0, 1\]"):
+        get_preset("child", tmp_path)
+    # A base incomplete on purpose (no layers) is not blamed for its child's own mistake.
+    write(tmp_path, "abstract", "step = 0.02\n")
+    write(tmp_path, "concrete", 'extends = "abstract"\noctaves = 99\n[layers]\nmixed3 = 1\n')
+    with pytest.raises(ParamError, match=r"^concrete\.toml: octaves must be in"):
+        get_preset("concrete", tmp_path)
+
+
 def test_a_broken_file_does_not_hide_the_others(tmp_path):
     write(tmp_path, "good", "[layers]\nmixed3 = 1\n")
     write(tmp_path, "broken", "step = -1\n")
