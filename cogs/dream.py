@@ -434,8 +434,7 @@ class DreamCog(commands.Cog):
             if settings and channel_id and not settings.allows_channel(channel_id):
                 where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
                 raise UserError(f"Dreams are not made in this channel here. Try {where}.")
-            default = default_preset_for(self.bot.executor.model_name)
-            preset = get_preset(preset_name or default)
+            preset = get_preset(preset_name or default_preset_for(self.bot.executor.model_name))
             if preset.model != self.bot.executor.model_name:
                 raise ParamError(
                     f"preset: '{preset.name}' is for the {preset.model} model; this bot runs "

@@ -8,6 +8,7 @@ its own database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator
@@ -131,7 +132,8 @@ async def test_a_bot_on_the_dogs_model_offers_the_dogs_presets(tmp_path, cat_pho
     """Without a preset, and from "Dream this image": the model's own presets, not balanced."""
     dogs = LocalExecutor(EngineConfig("dogs", "imagenet"))
     await dogs.start()
-    async with FakeDiscord() as fake:
+    async with FakeDiscord() as fake, contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(dogs.close)  # the bot does not own an executor it is given
         guild = fake.add_guild("Art")
         bob = fake.add_member(guild, "bob")
         await fake.start_bot(create_bot(settings_for(tmp_path, model="dogs"), dogs))
