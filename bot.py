@@ -36,6 +36,7 @@ from dream_engine.jobs import GuildLimits, JobQueue
 from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
 from dream_engine.presets import default_preset_for, load_preset
 from dream_engine.sources import ImageSourceStore
+from dream_engine.sweeps import VARIANTS_RANGE
 
 log = logging.getLogger("dreambot")
 
@@ -100,7 +101,11 @@ class Settings:
             )
 
         def number(
-            name: str, default: float, kind: type = int, within: tuple[int, int] | None = None
+            name: str,
+            default: float,
+            kind: type = int,
+            within: tuple[int, int] | None = None,
+            why: str = " (what /dreamadmin allows)",  # a server's default: a value admins can set
         ) -> float:
             raw = env.get(name, "").strip()
             if not raw:
@@ -113,10 +118,7 @@ class Settings:
             if value <= 0:
                 raise ConfigError(f"{name} must be positive.")
             if within is not None and not within[0] <= value <= within[1]:
-                # A server's default must be a value its admins could have chosen.
-                raise ConfigError(
-                    f"{name} must be from {within[0]} to {within[1]} (what /dreamadmin allows)."
-                )
+                raise ConfigError(f"{name} must be from {within[0]} to {within[1]}{why}.")
             return value
 
         dev_guild = env.get("DREAM_DEV_GUILD", "").strip()
@@ -159,7 +161,9 @@ class Settings:
             download_timeout=number("DREAM_DOWNLOAD_TIMEOUT", cls.download_timeout, float),
             executor=executor,
             job_timeout=number("DREAM_JOB_TIMEOUT", 0, float) or None,
-            max_variants=int(number("DREAM_MAX_VARIANTS", cls.max_variants)),
+            max_variants=int(
+                number("DREAM_MAX_VARIANTS", cls.max_variants, within=VARIANTS_RANGE, why="")
+            ),
             head_weights=env.get("DREAM_HEAD_WEIGHTS", "").strip() or None,
             shutdown_grace=number("DREAM_SHUTDOWN_GRACE", cls.shutdown_grace, float),
             worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),

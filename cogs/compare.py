@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices
+from dream_engine.errors import ParamError
 from dream_engine.params import DreamParams
 from dream_engine.presets import Preset, default_preset_for
 from dream_engine.sources import ImageSource
@@ -68,19 +69,30 @@ class CompareCog(commands.Cog):
         overrides = {"octaves": octaves, "iterations": iterations}
         limit = self.bot.settings.max_variants
         model = self.bot.executor.model_name
+        given = {key: value for key, value in overrides.items() if value is not None}
         if vary is not None:
 
             def variants(_preset: Preset, params: DreamParams) -> list[Variant]:
-                return parse_vary(vary, params, max_variants=limit)
+                made = parse_vary(vary, params, max_variants=limit)
+                _refuse_varied_options(given, made)
+                return made
 
-            title = None  # what the variants share
+            title = None  # the grid says what the variants share
         else:
-            given = {key: value for key, value in overrides.items() if value is not None}
+            if preset is not None:
+                await interaction.response.send_message(
+                    "`presets:` names every preset to run; leave out `preset:` "
+                    "(use `octaves:` or `iterations:` to change them all).",
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
+                )
+                return
 
             def variants(_preset: Preset, _params: DreamParams) -> list[Variant]:
                 return preset_variants(presets, given, model=model, max_variants=limit)
 
-            title = None
+            names = [name.strip() for name in presets.split(",") if name.strip()]
+            title = " vs ".join(names)  # the job is named after what it runs
         await self._start(interaction, image, preset, overrides, gallery, variants, title)
 
     @app_commands.command(
@@ -108,7 +120,7 @@ class CompareCog(commands.Cog):
             return layer_variants(model, params)
 
         overrides = {"octaves": octaves, "iterations": iterations}
-        title = f"one layer at a time, {model}"
+        title = "one layer at a time"
         await self._start(interaction, image, preset, overrides, gallery, variants, title)
 
     @compare.autocomplete("preset")
@@ -137,6 +149,15 @@ class CompareCog(commands.Cog):
             overrides=overrides,
             gallery=gallery, variants=variants, title=title,
         )  # fmt: skip
+
+
+def _refuse_varied_options(given: dict[str, Any], variants: list[Variant]) -> None:
+    """`octaves:2 vary:octaves=1,3` asks for two things at once; no tile would have 2."""
+    for name, value in given.items():
+        if any(getattr(variant.params, name) != value for variant in variants):
+            raise ParamError(
+                f"{name}: `vary:` sets it for each tile; leave out `{name}:` or stop varying it."
+            )
 
 
 async def setup(bot: DreamBot) -> None:

@@ -114,7 +114,8 @@ class DreamJob:
     def what(self) -> str:
         """The job in a few words, for its messages."""
         if self.record.variants:
-            return f"a comparison of {len(self.record.variants)} (**{self.preset}**)"
+            named = self.record.title or self.preset
+            return f"a comparison of {len(self.record.variants)} (**{named}**)"
         return f"**{self.preset}**"
 
 
@@ -530,7 +531,7 @@ class DreamCog(commands.Cog):
             token=interaction.token,
             token_expires_at=time.time() + self.bot.settings.interaction_lifetime,
             upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
-            changed=checked.params.differences(checked.preset.params), gallery=gallery,
+            changed=_changed_for_all(checked), gallery=gallery,
             source_id=source.id, max_side=checked.max_side, variants=checked.variants,
         )  # fmt: skip
 
@@ -876,7 +877,8 @@ class DreamCog(commands.Cog):
         )
         embed = discord.Embed(title=title[:256], colour=discord.Colour.purple())
         embed.add_field(name="Model", value=dream_job.params.model)
-        target = dream_job.params.target_class()
+        targets = {v.params.target_class() for v in record.variants or [record]}
+        target = targets.pop() if len(targets) == 1 else None  # only one that every tile used
         if target is not None:
             embed.add_field(name="Target", value=target[1])
         if record.variants:
@@ -901,6 +903,15 @@ class DreamCog(commands.Cog):
             embed.add_field(name="Notes", value="; ".join(notes)[:1024], inline=False)
         embed.set_footer(text=f"Requested by {dream_job.record.user_name}")
         return embed
+
+
+def _changed_for_all(checked: _Accepted) -> dict[str, Any]:
+    """What the member changed from the preset, where every tile of a comparison kept it."""
+    changed = checked.params.differences(checked.preset.params)
+    for variant in checked.variants:
+        kept = variant.params.differences(checked.params)
+        changed = {key: value for key, value in changed.items() if key not in kept}
+    return changed
 
 
 async def _settle(dream_job: DreamJob) -> None:

@@ -33,6 +33,7 @@ from dream_engine.params import parse_layers
 from dream_engine.presets import DEFAULT_PRESET, get_preset
 from dream_engine.sweeps import (
     MAX_VARIANTS,
+    VARIANTS_RANGE,
     VARY_SYNTAX,
     SweepResult,
     layer_variants,
@@ -42,7 +43,6 @@ from dream_engine.sweeps import (
 )
 
 DEFAULT_MAX_SIDE = 512  # every tile is a whole dream, and a grid shows them small anyway
-MAX_SUBCOMMAND_VARIANTS = 32
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -80,8 +80,9 @@ def compare(args: argparse.Namespace) -> int:
     """One image, several variants: one parameter's values or several presets."""
     from dream_engine.images import load_image_file
 
-    if not 2 <= args.max_variants <= MAX_SUBCOMMAND_VARIANTS:
-        raise UserError(f"max-variants must be in [2, {MAX_SUBCOMMAND_VARIANTS}].")
+    low, high = VARIANTS_RANGE
+    if not low <= args.max_variants <= high:
+        raise UserError(f"max-variants must be in [{low}, {high}].")
     if bool(args.vary) == bool(args.presets):
         raise UserError(
             "compare: say what to compare, either --vary step=0.005,0.05 or "
@@ -105,16 +106,28 @@ def compare(args: argparse.Namespace) -> int:
     return _report(result, output)
 
 
+def _sheet_layers(text: str | None) -> list[str] | None:
+    """The layers named by `--layers` (None when not given), each once: a layer listed
+    twice, or `none`, would otherwise quietly shrink or replace the sheet."""
+    if not text:
+        return None
+    chosen = list(parse_layers(text))
+    if not chosen:
+        raise UserError("layers: name the layers to show, e.g. mixed0,mixed5,mixed10.")
+    if len(chosen) < len([part for part in text.split(",") if part.strip()]):
+        raise UserError("layers: a layer is listed twice.")
+    return chosen
+
+
 def layers(args: argparse.Namespace) -> int:
     """One image, one tile per layer: what each depth of the network sees."""
     from dream_engine.images import load_image_file
 
     model = args.model or get_preset(args.preset or DEFAULT_PRESET).model
-    chosen = list(parse_layers(args.layers)) if args.layers else None
-    sheet = chosen or list(get_model_spec(model).contact_sheet_layers())
+    sheet = _sheet_layers(args.layers) or list(get_model_spec(model).contact_sheet_layers())
     # The base is the preset's schedule on the first layer, so a model without presets works.
     base = resolve_params(argparse.Namespace(**{**vars(args), "layers": sheet[0]}))
-    variants = layer_variants(base.model, base, sheet, max_variants=MAX_SUBCOMMAND_VARIANTS)
+    variants = layer_variants(base.model, base, sheet, max_variants=VARIANTS_RANGE[1])
     check_max_side(args)
     image = load_image_file(args.input)
     output = _output(args, "layers")

@@ -40,7 +40,7 @@ class DreamRequest:
     frame_every: int | None = None  # keep animation frames (DreamResult.frames); None: none
     # A comparison: each variant dreamed from the same image, one grid (`DreamResult.panels`).
     variants: tuple[Variant, ...] = ()
-    title: str | None = None  # the grid's title; None: what the variants share
+    title: str | None = None  # what the comparison is, before what its variants share
     label: str = ""  # what the job is, for the worker list (/dreamadmin status) and the log
 
 

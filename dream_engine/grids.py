@@ -29,6 +29,7 @@ MAX_COLUMNS = 4
 DEFAULT_TILE_HEIGHT = 320
 DEFAULT_MAX_SIDE = 2048  # longest side of a whole sheet, in px
 MAX_TILE_ASPECT = 2.0  # a panorama gets a box twice as wide as high, not the whole row
+MIN_TILE_ASPECT = 0.75  # a tall image still gets a box wide enough for its caption
 CAPTION_LINES = 2
 TITLE_LINES = 3
 MIN_FONT = 11
@@ -154,7 +155,8 @@ class _Layout:
         tile_height: int,
     ) -> _Layout:
         widest = max(image.width / image.height for _, image in tiles)
-        box = (max(1, round(tile_height * min(widest, MAX_TILE_ASPECT))), tile_height)
+        aspect = min(max(widest, MIN_TILE_ASPECT), MAX_TILE_ASPECT)
+        box = (max(1, round(tile_height * aspect)), tile_height)
         pad = max(4, tile_height // 32)
         caption_size = max(MIN_FONT, min(28, tile_height // 13))
         caption_font, title_font = font(caption_size), font(round(caption_size * 1.25))

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from dream_engine.engine import CancelFlag, DreamEngine
 
 MAX_VARIANTS = 8
+VARIANTS_RANGE = (2, 32)  # what a caller (the CLI's --max-variants, the bot's setting) may allow
 MAX_VARY_TEXT = 500  # characters of a --vary text
 VARIABLE = (
     "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "layers",
@@ -209,13 +210,14 @@ def preset_variants(
                 f"presets: '{preset.name}' is for {preset.model}, not {wanted}; "
                 "compare presets of one model (see --list-presets)."
             )
+    given = {key: value for key, value in dict(overrides or {}).items() if value is not None}
     try:
-        return [
-            Variant(preset.name, preset.params.replace(**dict(overrides or {})))
-            for preset in presets
-        ]
+        variants = [Variant(preset.name, preset.params.replace(**given)) for preset in presets]
     except ParamError as error:
         raise ParamError(f"presets: {error}") from None
+    shared = ", ".join(f"{name}={format_value(name, value)}" for name, value in given.items())
+    _refuse_repeats(variants, "presets", because=f" with {shared}" if shared else "")
+    return variants
 
 
 def layer_variants(
@@ -307,7 +309,8 @@ def run_sweep(
 
     Every variant starts from the same image with its own params (the same seed
     unless the seed is what varies). Plain `DreamParams` are captioned with how they
-    differ from `base_params`. `title` defaults to what all variants share.
+    differ from `base_params`. The grid's title is `title` (what the comparison is) then
+    what all variants share.
     Raises `ParamError` before any work for a variant the engine can't run, and
     `DreamCancelled` as soon as `cancel` is set.
     """
@@ -322,7 +325,7 @@ def run_sweep(
         engine,
         [(image, variant) for variant in chosen],
         inputs=[("input", start)],
-        title=describe_common(chosen) if title is None else title,
+        title="; ".join(filter(None, (title, describe_common(chosen)))),
         on_progress=on_progress,
         cancel=cancel,
         max_side=max_side,
@@ -432,11 +435,32 @@ def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
         )
 
 
-def _refuse_repeats(variants: Sequence[Variant], what: str) -> None:
-    for later, variant in enumerate(variants):
-        for earlier in variants[:later]:
-            if variant.params == earlier.params:
-                raise ParamError(f"{what}: {variant.caption} dreams the same as {earlier.caption}.")
+def _refuse_repeats(variants: Sequence[Variant], what: str, because: str = "") -> None:
+    """Two tiles that dream the same picture under different captions would mislead."""
+    seen: dict[tuple, str] = {}
+    for variant in variants:
+        key = _what_is_dreamed(variant.params)
+        if key in seen:
+            raise ParamError(f"{what}: {variant.caption} dreams the same as {seen[key]}{because}.")
+        seen[key] = variant.caption
+
+
+def _what_is_dreamed(params: DreamParams) -> tuple:
+    """The parameters as the engine uses them: equal keys dream equal pictures.
+
+    Spellings of one class, zero-weight layers, the seed without jitter, the octave
+    scale of a single octave and the weight of an absent target change nothing.
+    """
+    target = params.target_class()
+    return (
+        params.model, params.step, params.octaves, params.iterations, params.max_loss,
+        params.octave_scale if params.octaves > 1 else None,
+        params.jitter, params.seed if params.jitter else None,
+        tuple(params.active_layers().items()),
+        tuple((layer, tuple(sorted(chosen.items())))
+              for layer, chosen in params.active_channels().items()),
+        target and target[0], params.target_weight if target else None,
+    )  # fmt: skip
 
 
 def _count_example(what: str) -> str:

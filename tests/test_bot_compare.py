@@ -7,12 +7,16 @@ bar, one grid, and each variant in the gallery.
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import pytest
 from PIL import Image
 
-from tests.test_bot_e2e import DREAM, executor, png, world
+from bot import create_bot
+from dream_engine.executor import EngineConfig, LocalExecutor
+from tests.fakediscord import FakeDiscord
+from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
 
 __all__ = ["executor", "world"]  # pytest fixtures, imported for their side effect
 
@@ -75,6 +79,12 @@ async def test_compare_presets_caption_each_tile_with_its_preset(world, cat_phot
     result = await inter.wait_original(delivered, timeout=DREAM)
     fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
     assert fields["2 variants"] == "lower-layers, upper-layers"
+    # Named after what it ran, not after `balanced`, the unused default of `preset:`.
+    assert result.embeds[0]["title"] == "Comparison: lower-layers vs upper-layers"
+    shown = [version.get("content") or "" for version in result.history]
+    assert any("a comparison of 2 (**lower-layers vs upper-layers**)" in text for text in shown)
+    assert not any("balanced" in text for text in shown)
+    assert fields["Changed from preset"] == "octaves=1, iterations=2"  # what every tile used
 
 
 @pytest.mark.parametrize(
@@ -87,6 +97,8 @@ async def test_compare_presets_caption_each_tile_with_its_preset(world, cat_phot
         ({"vary": "seed=1,2,3,4,5,6,7,8,9"}, "8"),
         ({"presets": "classic,../../etc/passwd"}, "preset"),
         ({"presets": "balanced,dogs-dream"}, "dogs"),
+        ({"presets": "lower-layers,upper-layers", "preset": "classic"}, "leave out `preset:`"),
+        ({"vary": "octaves=1,3", "octaves": 2}, "`vary:` sets it for each tile"),
     ],
 )
 async def test_a_comparison_that_cannot_run_is_refused_privately_and_queues_nothing(
@@ -168,3 +180,24 @@ async def test_animate_posts_the_dream_forming_as_a_gif(world, cat_photo):
     movie = opened(gif.data)
     assert movie.is_animated and movie.n_frames > 1
     assert movie.size == opened(result.files[0].data).size
+
+
+async def test_a_comparison_of_targets_does_not_name_the_base_presets_target(tmp_path, cat_photo):
+    # dogs-pug is the one preset with a target; its comparison dreams Chihuahua and Samoyed.
+    dogs = LocalExecutor(EngineConfig("dogs", "imagenet"))
+    await dogs.start()
+    async with FakeDiscord() as fake, contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(dogs.close)
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        await fake.start_bot(create_bot(settings_for(tmp_path, model="dogs"), dogs))
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(
+            guild, bob, "compare",
+            {"image": image, "preset": "dogs-pug", "vary": "target=Chihuahua,Samoyed",
+             "octaves": 1, "iterations": 1},
+        )  # fmt: skip
+        result = await inter.wait_original(delivered, timeout=DREAM)
+        fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+        assert "Target" not in fields, fields  # no one target was used by every tile
+        assert fields["2 variants"] == "target=Chihuahua, target=Samoyed"

@@ -64,6 +64,8 @@ def test_every_variable_is_read():
             {"DISCORD_TOKEN": "a", "DREAM_GUILD_QUEUE_SIZE": "200"},
             "DREAM_GUILD_QUEUE_SIZE must be from 1 to 100",
         ),
+        # 1 would refuse every /compare: a comparison has at least 2 tiles.
+        ({"DISCORD_TOKEN": "a", "DREAM_MAX_VARIANTS": "1"}, "DREAM_MAX_VARIANTS must be from 2"),
     ],
 )
 def test_bad_configuration_names_the_variable(env, words):

@@ -90,6 +90,8 @@ def test_a_subcommand_user_error_exits_2_with_one_line(photo):
         (["layers", "{photo}", "--layers", "mixed99"], "'mixed99' is not a layer of inceptionv3"),
         (["layers", "{photo}", "--model", "vgg19", "--preset", "balanced"], "is for inceptionv3"),
         (["layers", "{photo}", "--max-side", "4"], "max-side must be at least 16"),
+        (["layers", "{photo}", "--layers", "none"], "name the layers to show"),  # not all 11
+        (["layers", "{photo}", "--layers", "mixed3,mixed3"], "a layer is listed twice"),
         (["kinds", "--step", "5"], "step must be in (0, 1]"),
         (["kinds", "--photo", "{text}"], "contains text, not an image"),
         (["kinds", "--preset", "nope"], "no preset named 'nope'"),

@@ -120,3 +120,20 @@ def test_wrap_breaks_at_separators_and_keeps_short_captions_whole():
 def test_no_tiles_is_a_programming_error():
     with pytest.raises(ValueError, match="at least one tile"):
         compose_grid([])
+
+
+@pytest.mark.parametrize(
+    ("size", "captions"),
+    [
+        ((102, 512), ["octave_scale=1.2", "octave_scale=1.8"]),  # a 1:5 upload
+        ((473, 1024), ["layers=mixed3+mixed5:0.5", "layers=mixed3+mixed5:2"]),  # a screenshot
+    ],
+)
+def test_captions_under_tall_images_still_tell_the_tiles_apart(size, captions):
+    image = Image.new("RGB", size, (90, 120, 150))
+
+    def sheet(names: list[str]) -> bytes:
+        tiles = [("input", image), *((name, image) for name in names)]
+        return compose_grid(tiles, tile_height=320).tobytes()
+
+    assert sheet(captions) != sheet([captions[0], captions[0]])

@@ -140,6 +140,12 @@ def test_max_variants_is_8_unless_the_caller_allows_more():
         # Knobs that would change nothing here: identical pictures, different captions.
         ("seed=1,2", "seed only changes the random shifts (jitter), and they are off here"),
         ("target_weight=0.5,2", "target_weight weighs a target class, and there is none"),
+        # Values spelt differently that dream the same picture.
+        ("target=pug,Pug", "target=Pug dreams the same as target=pug"),
+        ("target=207,golden retriever", "dreams the same as target=207"),
+        ("layers=mixed3,mixed3+mixed5:0", "dreams the same as layers=mixed3"),
+        ("seed=1,2;jitter=0", "seed=2, jitter=0 dreams the same as seed=1, jitter=0"),
+        ("octaves=1;octave_scale=1.2,1.8", "dreams the same as octaves=1, octave_scale=1.2"),
     ],
 )
 def test_parse_vary_refuses_bad_text_with_one_friendly_line(text, words):
@@ -344,3 +350,15 @@ def test_the_grid_title_names_each_shared_setting_once():
     assert title.count("layers=") == 1 and "target=" not in title
     plain = describe_common(parse_vary("step=0.01,0.02", BASE))
     assert "target" not in plain and "jitter" not in plain
+
+
+@pytest.mark.parametrize(
+    ("names", "overrides", "words"),
+    [
+        ("one-octave,five-octaves", {"octaves": 3}, "with octaves=3"),
+        ("small-step,large-step", {"step": 0.02}, "large-step dreams the same as small-step"),
+    ],
+)
+def test_presets_that_the_shared_options_make_the_same_are_refused(names, overrides, words):
+    with pytest.raises(ParamError, match=words):
+        preset_variants(names, overrides)
