@@ -35,7 +35,10 @@ had a turn in it yet, otherwise the next one. So after A's `a1` is taken,
 B's newly submitted `b1` still goes before A's `a2`: each member may be
 overtaken only by members who have not had their turn in this round, and at
 most once per round by each. Rounds give no credit for idle time: a key that
-was away for a while rejoins at the current round, not in the past.
+was away for a while rejoins at the current round, not in the past. Nor do they
+keep a debt: once nobody waits, every turn of the round has been given, so a
+key whose dream has finished too starts afresh, as if it had never been served
+(one whose dream still runs keeps its turn as had).
 
 Because the rule is a pure function of the state, `waiting()` / `positions()`
 compute the exact order `take()` will follow (given no new submits or
@@ -296,6 +299,11 @@ class _Rotation(Generic[K]):
             lane = self._lanes[key] = _Lane(start, next(self._seq))
         lane.count += 1
 
+    def forget_idle(self, busy: set[K]) -> None:
+        """With nothing waiting, keys not in `busy` (nothing running) have no turn to owe."""
+        if not self._lanes:
+            self._served &= busy
+
     def remove(self, key: K) -> None:
         """One fewer waiting turn for `key` (a job left; later ones move up)."""
         lane = self._lanes[key]
@@ -440,6 +448,9 @@ class JobQueue:
         line = self._lines.get(guild_id)
         if line is None:
             line = self._lines[guild_id] = _GuildLine()
+        running = self._running.values()
+        self._guilds.forget_idle({other.guild_id for other in running})
+        line.members.forget_idle({other.user_id for other in running if other.guild_id == guild_id})
         line.add(job)
         self._guilds.add(guild_id)
         self._waiting[job.id] = job

@@ -246,6 +246,39 @@ def test_member_who_had_a_turn_rejoins_next_round() -> None:
     assert names(drain(queue)) == ["b1", "c1", "a2"]
 
 
+def test_a_turn_had_before_the_line_emptied_is_no_debt_once_the_dream_finished() -> None:
+    queue = JobQueue(max_waiting=100)
+    submit(queue, ALICE, payload="a-yesterday")
+    queue.finish(queue.take_nowait().id)  # then the line stood empty
+    submit(queue, BOB, payload="b1")
+    assert queue.take_nowait().payload == "b1"  # Bob's dream runs
+    submit(queue, ALICE, payload="a1")  # Alice asks first...
+    submit(queue, CAROL, payload="c1")
+    submit(queue, DAVE, payload="d1")
+    assert names(drain(queue)) == ["a1", "c1", "d1"]  # ...and goes first
+
+
+def test_a_server_idle_since_its_last_dream_is_not_put_behind_later_servers() -> None:
+    queue = JobQueue(max_waiting=100)
+    submit(queue, ALICE, guild=GUILD_X, payload="x-yesterday")
+    queue.finish(queue.take_nowait().id)
+    submit(queue, BOB, guild=GUILD_Y, payload="y1")
+    queue.take_nowait()
+    submit(queue, ALICE, guild=GUILD_X, payload="x1")
+    submit(queue, CAROL, guild=GUILD_Z, payload="z1")
+    assert names(drain(queue)) == ["x1", "z1"]
+
+
+def test_a_finished_turn_still_counts_while_others_of_its_round_wait() -> None:
+    queue = JobQueue(max_waiting=100)
+    for user, name in ((ALICE, "a1"), (BOB, "b1"), (CAROL, "c1")):
+        submit(queue, user, payload=name)
+    queue.finish(queue.take_nowait().id)  # Alice's turn of this round, done
+    assert queue.take_nowait().payload == "b1"
+    submit(queue, ALICE, payload="a2")  # Carol has waited since before a1 ran
+    assert names(drain(queue)) == ["c1", "a2"]
+
+
 def test_fifo_within_a_member_and_cancel_moves_later_jobs_up() -> None:
     queue = JobQueue(max_waiting=100)
     a = [submit(queue, ALICE, payload=f"a{i}") for i in range(3)]
