@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from dream_engine.database import MigrationError
+from dream_engine.errors import UserError
 from dream_engine.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
 from dream_engine.guild_settings import (
     MAX_SIDE_RANGE,
@@ -33,6 +36,7 @@ from dream_engine.guild_settings import (
 from dream_engine.images import DEFAULT_MAX_PIXELS
 from dream_engine.job_store import JobStore
 from dream_engine.jobs import GuildLimits, JobQueue
+from dream_engine.models import MODELS
 from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
 from dream_engine.presets import default_preset_for, load_preset
 from dream_engine.sources import ImageSourceStore
@@ -122,6 +126,14 @@ class Settings:
             return value
 
         dev_guild = env.get("DREAM_DEV_GUILD", "").strip()
+        if dev_guild and not dev_guild.isdigit():
+            raise ConfigError(
+                f"DREAM_DEV_GUILD={dev_guild!r} is not a server id (Developer Mode on, then "
+                "right-click the server > Copy Server ID)."
+            )
+        model = env.get("DREAM_MODEL", cls.model).strip() or cls.model
+        if model not in MODELS:
+            raise ConfigError(f"DREAM_MODEL must be one of {', '.join(MODELS)}.")
         precision = env.get("DREAM_PRECISION", "").strip() or cls.precision
         if precision not in PRECISIONS:
             raise ConfigError(f"DREAM_PRECISION must be one of {', '.join(PRECISIONS)}.")
@@ -139,7 +151,7 @@ class Settings:
             )
         return cls(
             token=token,
-            model=env.get("DREAM_MODEL", cls.model).strip() or cls.model,
+            model=model,
             weights=env.get("DREAM_WEIGHTS", cls.weights).strip() or cls.weights,
             db_path=env.get("DREAM_DB", cls.db_path).strip() or cls.db_path,
             max_side=int(number("DREAM_MAX_SIDE", cls.max_side, within=MAX_SIDE_RANGE)),
@@ -189,6 +201,10 @@ class Settings:
         )
 
 
+class StoresUnavailable(Exception):
+    """The database could not be opened: a setting to fix, not a bug."""
+
+
 class DreamBot(commands.Bot):
     """The bot with its shared services; cogs reach them as `self.bot.<name>`."""
 
@@ -204,11 +220,7 @@ class DreamBot(commands.Bot):
         self.jobs: JobStore | None = None
 
     async def setup_hook(self) -> None:
-        self.guild_settings = await GuildSettingsStore.open(
-            self.settings.db_path, self.settings.guild_defaults
-        )
-        self.sources = await ImageSourceStore.open(self.settings.db_path)
-        self.jobs = await JobStore.open(self.settings.db_path)
+        await self.open_stores()
         log.info("building the %s engine", self.settings.model)
         if self._owns_executor:
             await self.start_executor()  # compile before taking jobs
@@ -220,6 +232,23 @@ class DreamBot(commands.Bot):
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+
+    async def open_stores(self) -> None:
+        """Open (and migrate) the database, once; `main` does it before connecting, so a
+        bad `DREAM_DB` is one line before login rather than a traceback after it."""
+        if self.jobs is not None:
+            return
+        try:
+            self.guild_settings = await GuildSettingsStore.open(
+                self.settings.db_path, self.settings.guild_defaults
+            )
+            self.sources = await ImageSourceStore.open(self.settings.db_path)
+            self.jobs = await JobStore.open(self.settings.db_path)
+        except (sqlite3.Error, MigrationError, OSError) as error:
+            await self._close_stores()
+            raise StoresUnavailable(
+                f"cannot open the database DREAM_DB={self.settings.db_path} ({error})."
+            ) from error
 
     async def start_executor(self) -> None:
         """Build the engine (or join the cluster), once; `main` does it before connecting."""
@@ -235,6 +264,9 @@ class DreamBot(commands.Bot):
         await super().close()
         if self._owns_executor:
             await self.executor.close()
+        await self._close_stores()
+
+    async def _close_stores(self) -> None:
         # discord.py may call close() again from connect(); close each store once.
         stores = (self.guild_settings, self.sources, self.jobs)
         self.guild_settings, self.sources, self.jobs = None, None, None
@@ -296,11 +328,14 @@ def close_on_signals(bot: DreamBot) -> None:
 async def _run(settings: Settings) -> int:
     bot = create_bot(settings)
     try:
+        await bot.open_stores()
         await bot.start_executor()  # before Discord: an unreachable cluster is exit 2, no hang
-    except ExecutorUnavailable as error:
+    except (StoresUnavailable, ExecutorUnavailable, UserError) as error:  # weights, model
         print(f"error: {error}", file=sys.stderr)
         with contextlib.suppress(Exception):
             await bot.executor.close()
+        with contextlib.suppress(Exception):
+            await bot._close_stores()
         return 2
     close_on_signals(bot)
     try:

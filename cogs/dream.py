@@ -93,6 +93,7 @@ class DreamJob:
     edit_task: asyncio.Task[bool] | None = None  # the progress edit in flight, if any
     latest: Progress | None = None
     engine_done: bool = False  # the executor has answered (a result or a failure)
+    posted: bool = False  # the dream itself is up (the gallery may still be on its way)
     cancelled_by_user: bool = False  # a stop at shutdown pauses the job; a member's cancels it
     # Resolved once the job is on disk (True) or could not be saved (False); a worker
     # that takes the job sooner waits for it, so nothing runs that a restart would lose.
@@ -111,12 +112,16 @@ class DreamJob:
         return self.record.params
 
     @property
+    def name(self) -> str:
+        """Plain words for what it runs: its preset, or what a comparison compares."""
+        return (self.record.title or self.preset) if self.record.variants else self.preset
+
+    @property
     def what(self) -> str:
         """The job in a few words, for its messages."""
         if self.record.variants:
-            named = self.record.title or self.preset
-            return f"a comparison of {len(self.record.variants)} (**{named}**)"
-        return f"**{self.preset}**"
+            return f"a comparison of {len(self.record.variants)} (**{self.name}**)"
+        return f"**{self.name}**"
 
 
 @dataclass(frozen=True)
@@ -492,12 +497,16 @@ class DreamCog(commands.Cog):
                 guild_id=interaction.guild_id, user_id=interaction.user.id,
                 channel_id=interaction.channel_id or 0, payload=None, limits=checked.limits,
             )  # fmt: skip
-        except UserError as error:
+        except Exception as error:
+            if not isinstance(error, UserError):  # the disk refused the source, or a bug
+                log.exception("could not accept a dream from %s", interaction.user.id)
             # Nothing was queued: swap the public "thinking…" for a private explanation.
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
             await interaction.followup.send(
-                str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
+                str(error) if isinstance(error, UserError) else NOT_SAVED,
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
             )
             return
         # The payload needs the id `submit` chose; no await in between, so no worker sees None.
@@ -559,7 +568,8 @@ class DreamCog(commands.Cog):
     async def _show_position(self, job: Job) -> None:
         dream_job: DreamJob = job.payload
         position = self.bot.queue.position(job.id)
-        if position is None:
+        saved = dream_job.saved.done() and dream_job.saved.result()
+        if position is None or not saved:  # "Queued" is a promise the disk must keep first
             return
         dream_job.shown_position = position
         waiting = f"{ordinal(position)} in line" if position > 1 else "next in line"
@@ -730,7 +740,16 @@ class DreamCog(commands.Cog):
             await self._pause(dream_job)
             self.bot.queue.finish(job.id, JobState.CANCELLED)
             raise
-        return await self._deliver(job, result)
+        try:
+            return await self._deliver(job, result)
+        except asyncio.CancelledError:  # shutdown cut a slow post short
+            if dream_job.posted:  # only the extras are lost: the dream is up
+                await self._record_end(job.id, JobState.DONE, "extras cut short by a shutdown")
+                self.bot.queue.finish(job.id, JobState.DONE)
+            else:  # not a crash: it runs again after the restart
+                await self.bot.jobs.requeue(job.id)
+                self.bot.queue.finish(job.id, JobState.CANCELLED)
+            raise
 
     def _request(self, dream_job: DreamJob, image: Image.Image) -> DreamRequest:
         record = dream_job.record
@@ -819,6 +838,7 @@ class DreamCog(commands.Cog):
             except discord.HTTPException as error:
                 log.warning("job %s could not be delivered: %s", job.id, error)
                 return JobState.UNDELIVERABLE, f"reply and channel both refused: {error}"
+        dream_job.posted = True
         try:
             if record.gallery:
                 await self._send_gallery(dream_job.reply.send, result, record.upload_limit)
@@ -870,11 +890,7 @@ class DreamCog(commands.Cog):
         self, dream_job: DreamJob, result: DreamResult, scaled: bool
     ) -> discord.Embed:
         record = dream_job.record
-        title = (
-            f"Comparison: {record.title or dream_job.preset}"
-            if record.variants
-            else f"Dream: {dream_job.preset}"
-        )
+        title = f"Comparison: {dream_job.name}" if record.variants else f"Dream: {dream_job.preset}"
         embed = discord.Embed(title=title[:256], colour=discord.Colour.purple())
         embed.add_field(name="Model", value=dream_job.params.model)
         targets = {v.params.target_class() for v in record.variants or [record]}

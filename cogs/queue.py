@@ -24,11 +24,12 @@ class QueueCog(commands.Cog):
         lines = []
         for job, position in queue.jobs_of(interaction.user.id):
             where = "dreaming now" if position is None else f"{ordinal(position)} in line"
-            lines.append(f"`{job.id}` {job.payload.preset}: {where}")
+            lines.append(f"`{job.id}` {job.payload.what}: {where}")
         mine = "\n".join(lines) or "You have no dreams queued or running."
-        here = queue.waiting_count(interaction.guild_id) if interaction.guild_id else 0
+        here = queue.waiting_count(interaction.guild_id)  # None: the direct messages' line
+        place = "in this server" if interaction.guild_id else "in direct messages"
         summary = (
-            f"{queue.waiting_count()} waiting in all, {here} in this server, "
+            f"{queue.waiting_count()} waiting in all, {here} {place}, "
             f"{len(queue.running())} dreaming now."
         )
         await interaction.response.send_message(f"{mine}\n\n{summary}", ephemeral=True)
@@ -50,7 +51,7 @@ class QueueCog(commands.Cog):
     async def _job_autocomplete(self, interaction: discord.Interaction, current: str):
         return [
             app_commands.Choice(
-                name=f"{status.job.id}: {status.job.payload.preset}", value=status.job.id
+                name=f"{status.job.id}: {status.job.payload.name}"[:100], value=status.job.id
             )
             for status in self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
             if status.job.id.startswith(current.strip())

@@ -91,6 +91,11 @@ class JobStore:
     async def add(self, job: JobRecord, image: bytes) -> None:
         """Persist an accepted job with its upload; raises if the disk refuses."""
         now = time.time()
+        # Ids are short, so a new job may draw the id of one that ended days ago (only
+        # jobs in the queue are checked): that row is history, and gives way.
+        await self._db.execute(
+            "DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')", (job.id,)
+        )
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, updated_at)"
             f" VALUES ({', '.join('?' * 23)})",

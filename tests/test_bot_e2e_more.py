@@ -21,6 +21,7 @@ from bot import create_bot
 from dream_engine.results import DreamResult
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
+from tests.test_durable_jobs import GatedExecutor
 
 __all__ = ["executor", "world"]  # pytest fixtures, imported for their side effect
 
@@ -164,7 +165,7 @@ async def test_a_newcomer_goes_before_the_backlog_of_a_member_whose_dream_runs(w
         assert bot.queue.positions() == {job: n for n, job in enumerate(order, start=1)}
         assert [job.id for job in bot.queue.running()] == [job_id_of(a1)]
         listed = await (await fake.slash(guild, members[1], "queue")).wait_callback()
-        assert f"`{job_id_of(b1)}` one-octave: 1st in line" in listed.data["content"]
+        assert f"`{job_id_of(b1)}` **one-octave**: 1st in line" in listed.data["content"]
     finally:
         await clean_up(bot, members, inters, ids)
 
@@ -259,9 +260,9 @@ async def test_queue_lists_my_jobs_and_cancel_without_an_id_takes_the_latest(wor
     callback = await listed.wait_callback()
     assert callback.ephemeral
     lines = callback.data["content"]
-    assert f"`{job_id_of(running)}` iter-high: dreaming now" in lines
-    assert f"`{job_id_of(second)}` one-octave: 1st in line" in lines
-    assert f"`{job_id_of(third)}` one-octave: 2nd in line" in lines
+    assert f"`{job_id_of(running)}` **iter-high**: dreaming now" in lines
+    assert f"`{job_id_of(second)}` **one-octave**: 1st in line" in lines
+    assert f"`{job_id_of(third)}` **one-octave**: 2nd in line" in lines
     assert "2 waiting in all, 2 in this server, 1 dreaming now." in lines
     eves = await (await fake.slash(guild, eve, "queue")).wait_callback()
     assert "no dreams" in eves.data["content"].lower()
@@ -505,3 +506,29 @@ async def test_cancel_while_a_finished_dream_is_being_posted_says_so(tmp_path, c
         said = (await cancel.wait_callback()).data["content"]
         assert said == "That dream has already finished; it is being posted."
         await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+
+
+async def test_queue_in_direct_messages_counts_the_dreams_waiting_there(
+    tmp_path, executor, cat_photo
+):
+    """DMs are one line of their own (one pseudo-server): /queue there counts that line."""
+    gated = GatedExecutor(executor)
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings_for(tmp_path), gated)
+        await fake.start_bot(bot)
+        quick = {"image": image, "preset": "one-octave"}
+        running = await fake.slash(None, bob.user, "dream", quick)
+        await running.wait_original(lambda m: text_of(m).startswith("🌀"))
+        waiting = await fake.slash(None, bob.user, "dream", quick)
+        await waiting.wait_original(lambda m: "next in line" in text_of(m))
+        try:
+            listed = await fake.slash(None, bob.user, "queue")
+            content = (await listed.wait_callback()).data["content"]
+            assert "1 waiting in all, 1 in direct messages, 1 dreaming now." in content, content
+        finally:
+            for job in [*bot.queue.waiting(), *bot.queue.running()]:
+                bot.queue.cancel(job.id, by_user=job.user_id)
+            await running.wait_original(lambda m: "Cancelled" in text_of(m), timeout=DREAM)

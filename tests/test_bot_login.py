@@ -46,3 +46,60 @@ async def test_discord_out_of_reach_is_one_line_and_exit_3(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert status == 3
     assert "error: could not reach Discord" in err and "Traceback" not in err
+
+
+class IdleExecutor:
+    """Starts at once and never dreams: these tests are about what happens before that."""
+
+    model_name = "inceptionv3"
+    capacity = 1
+    on_capacity_change = None
+
+    def workers(self):
+        return []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, request, on_progress, cancel):  # pragma: no cover
+        raise AssertionError("no dream expected")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"weights": "/nonexistent/weights.h5"}, "Weights file not found"),
+        ({"model": "inceptionv4"}, "not available"),
+    ],
+)
+async def test_a_model_or_weights_that_cannot_load_is_one_line_and_exit_2(
+    tmp_path, capsys, changes, words
+):
+    """DREAM_WEIGHTS naming a missing file, or a model the engine does not know."""
+    settings = settings_for(tmp_path, executor="thread", **changes)
+    status = await bot_module._run(settings)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert words in err and "Traceback" not in err
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["not-a-database", "a-directory"])
+async def test_a_database_that_cannot_be_opened_is_one_line_naming_it(
+    tmp_path, capsys, monkeypatch, kind
+):
+    """DREAM_DB pointing at a damaged file (or a directory): the line names the setting."""
+    db = tmp_path / "bot.sqlite3"
+    if kind == "not-a-database":
+        db.write_bytes(b"this is not an SQLite database, it is a text file" * 100)
+    else:
+        db.mkdir()
+    monkeypatch.setattr(bot_module, "build_executor", lambda settings: IdleExecutor())
+    async with FakeDiscord():
+        settings = settings_for(tmp_path, db_path=str(db))
+        status = await bot_module._run(settings)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"DREAM_DB={db}" in err and "Traceback" not in err

@@ -66,6 +66,8 @@ def test_every_variable_is_read():
         ),
         # 1 would refuse every /compare: a comparison has at least 2 tiles.
         ({"DISCORD_TOKEN": "a", "DREAM_MAX_VARIANTS": "1"}, "DREAM_MAX_VARIANTS must be from 2"),
+        ({"DISCORD_TOKEN": "a", "DREAM_DEV_GUILD": "my-test-server"}, "is not a server id"),
+        ({"DISCORD_TOKEN": "a", "DREAM_MODEL": "inceptionv4"}, "DREAM_MODEL must be one of"),
     ],
 )
 def test_bad_configuration_names_the_variable(env, words):

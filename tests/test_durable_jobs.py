@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,172 @@ async def test_sigterm_closes_the_bot_gracefully(tmp_path, executor):
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         assert bot.queue.closed and bot.jobs is None  # queue closed, database closed
+
+
+def text(message) -> str:
+    return (message.content or "") if message is not None else ""
+
+
+async def test_a_dream_whose_image_cannot_be_remembered_is_refused_with_a_message(
+    tmp_path, executor, cat_photo
+):
+    """The first write of /dream (the image remembered for "Dream again with…") fails:
+    the member is told nothing was queued, not left on "thinking…"."""
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings_for(tmp_path), GatedExecutor(executor))
+        await fake.start_bot(bot)
+        await bot.sources._db.execute("PRAGMA query_only = ON")  # the disk refuses writes
+        inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})
+        await inter.wait_callback()
+        await inter.wait_for(
+            lambda calls: (
+                (inter.original is not None and not inter.original.loading) or inter.followups
+            ),
+            timeout=5.0,
+            what="the member to be told the dream was not queued",
+        )
+        assert len(bot.queue) == 0 and not bot.queue.running()
+
+
+async def test_queued_is_not_shown_before_the_job_is_saved(tmp_path, executor, cat_photo):
+    """While the job's row waits for the database (another writer holds the lock), the
+    member must not yet see "Queued": if the bot dies now, or the write then fails, that
+    promise is broken (the position refresher sees the job in line before it is saved)."""
+    settings = settings_for(tmp_path)
+    gated = GatedExecutor(executor)
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings, gated)
+        await fake.start_bot(bot)
+        running = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})
+        await running.wait_original(lambda m: text(m).startswith("🌀"))
+        await gated.entered.wait()
+
+        # Carol asks without a preset: her image is remembered now, before the lock.
+        asked = await fake.slash(guild, carol, "dream", {"image": image})
+        await asked.wait_callback()
+        menu = asked.original
+        select = menu.components[0]["components"][0]
+
+        locker = sqlite3.connect(settings.db_path, timeout=5, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # e.g. a backup or an operator's open transaction
+        try:
+            picked = await fake.click(
+                guild, carol, menu, select["custom_id"], values=["one-octave"]
+            )
+            await picked.wait_callback()
+            await asyncio.sleep(1.5)
+            saved = [row[0] for row in locker.execute("SELECT user_name FROM jobs")]
+            versions = picked.original.history if picked.original else []
+            shown = [text_of_version(version) for version in versions]
+            assert "carol" not in saved  # the write is still waiting for the lock
+            assert not any("Queued" in content for content in shown), (
+                f"told 'Queued' before the job was saved: {shown}"
+            )
+        finally:
+            locker.rollback()
+            locker.close()
+            await picked.wait_original(lambda m: "Queued" in text(m), timeout=DREAM)
+            for job in [*bot.queue.waiting(), *bot.queue.running()]:
+                bot.queue.cancel(job.id, by_user=job.user_id)
+            await running.wait_original(lambda m: "Cancelled" in text(m), timeout=DREAM)
+
+
+def text_of_version(version: dict) -> str:
+    return version.get("content") or ""
+
+
+class HeldDreams:
+    """An executor whose dream is a small picture, handed over when the test says so."""
+
+    model_name = "inceptionv3"
+    capacity = 1
+    on_capacity_change = None
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+
+    def workers(self) -> list:
+        return []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, request, on_progress, cancel):
+        from PIL import Image
+
+        from dream_engine.results import DreamResult
+
+        await self.go.wait()
+        image = Image.new("RGB", (64, 48), "purple")
+        return DreamResult(image=image, octaves=[image], losses=[[0.0]],
+                           params=request.params, seconds=0.1)  # fmt: skip
+
+
+async def test_shutdown_while_a_result_is_being_posted_pauses_the_job_not_a_crash(
+    tmp_path, cat_photo
+):
+    """README: at shutdown "the running dream gets DREAM_SHUTDOWN_GRACE seconds to finish and
+    be delivered, else it is paused and saved to run again". Here the dream is done but its
+    post is slow (Discord rate-limits the edit) when the grace ends: the job is saved as
+    waiting, not left 'running' for the next start to count as a crash."""
+    settings = settings_for(tmp_path, shutdown_grace=0.2)
+    held = HeldDreams()
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings, held)
+        await fake.start_bot(bot)
+        inter = await fake.slash(guild, bob, "dream", {"image": image, "preset": "one-octave"})
+        await inter.wait_original(lambda m: text(m).startswith("🌀"))
+        fake.inject_error("PATCH", "/webhooks/*", 429, retry_after=60, times=1)
+        held.go.set()
+        await asyncio.sleep(0.3)  # the result's edit is now waiting out the rate limit
+        await asyncio.wait_for(bot.close(), 30)
+        with sqlite3.connect(settings.db_path) as db:
+            (state,) = db.execute("SELECT state FROM jobs").fetchone()
+        assert state == "queued", f"left as {state!r}: the next start will count it a crash"
+
+
+async def test_a_new_job_id_never_collides_with_a_saved_finished_job(
+    tmp_path, cat_photo, monkeypatch
+):
+    """Job ids are 8 hex digits checked against the queue in memory, while the jobs table
+    keeps finished jobs for a week: a fresh id may equal a saved one after a restart. The
+    collision is forced here; the member must not be told "I could not save this dream"."""
+    import dream_engine.jobs as jobs_module
+
+    settings = settings_for(tmp_path)
+    held = HeldDreams()
+    held.go.set()
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        quick = {"image": image, "preset": "one-octave"}
+        bot = create_bot(settings, held)
+        await fake.start_bot(bot)
+        first = await fake.slash(guild, bob, "dream", quick)
+        await first.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        await bot.close()
+        with sqlite3.connect(settings.db_path) as db:
+            (old_id,) = db.execute("SELECT id FROM jobs").fetchone()
+
+        again = create_bot(settings, held)
+        await fake.start_bot(again)
+        ids = iter([old_id, "0123abcd", "4567cdef"])
+        monkeypatch.setattr(  # only the queue's ids; discord and the fake use secrets too
+            jobs_module, "secrets", types.SimpleNamespace(token_hex=lambda n: next(ids))
+        )
+        second = await fake.slash(guild, bob, "dream", quick)
+        result = await second.wait_original(
+            lambda m: bool(m.embeds and m.files) or "could not save" in text(m), timeout=DREAM
+        )
+        assert "could not save" not in text(result)
