@@ -491,6 +491,8 @@ class DreamCog(commands.Cog):
             if source.id is None:  # kept for "Dream again with…"; after the ack, not before
                 source = await self.bot.sources.save(source)
             data = await self._download(source)
+            # The bytes, not the attachment's word for them, must be within the limit.
+            check_upload(len(data), None, source.filename, self.bot.settings.max_upload_bytes)
             # Refuse a bad image now, not when its turn comes; the bytes are what is kept.
             await asyncio.to_thread(decode_image, data, max_pixels=self.bot.settings.max_pixels)
             job = self.bot.queue.submit(

@@ -47,6 +47,7 @@ EXIT_USER_ERROR = 2
 SUBCOMMANDS = ("compare", "layers", "kinds")  # a first argument naming one picks it
 GIF_LIMIT_BYTES = 25 * 2**20  # --gif: what Discord takes from boosted servers and Nitro
 GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
+OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # RGB images Pillow writes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +222,8 @@ def _dream(args: argparse.Namespace) -> int:
     output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
     if args.gallery:
         prepare_folder(args.gallery)
+    if args.gif:
+        checked_output(args.gif, formats=("GIF",))
     engine = build_engine(args, params)
     frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
     with ProgressBar() as bar:
@@ -246,18 +249,20 @@ def _dream(args: argparse.Namespace) -> int:
     return 0
 
 
-def checked_output(output: Path) -> Path:
-    """`output`, if an image can be written there; checked before dreaming, so a typo in
-    the name costs a second instead of the whole dream."""
+def checked_output(output: Path, formats: tuple[str, ...] = OUTPUT_FORMATS) -> Path:
+    """`output`, if an image in one of `formats` can be written there; checked before
+    dreaming, so a typo in the name costs a second instead of the whole dream."""
     from PIL import Image
 
-    image_format = Image.registered_extensions().get(output.suffix.lower())
-    if image_format not in Image.SAVE:
-        raise UserError(
-            f"Can't write an image named {output.name}: end the name in .png, .jpg or .webp."
-        )
+    if Image.registered_extensions().get(output.suffix.lower()) not in formats:
+        *others, last = (f".{name.lower().replace('jpeg', 'jpg')}" for name in formats[:3])
+        endings = f"{', '.join(others)} or {last}" if others else last
+        raise UserError(f"Can't write an image named {output.name}: end the name in {endings}.")
     if output.is_dir():
         raise UserError(f"{output} is a folder; name the image file to write.")
+    existing = next(folder for folder in output.parents if folder.exists())
+    if not existing.is_dir():
+        raise UserError(f"Can't write {output}: {existing} is a file, not a folder.")
     return output
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
 from dream_engine.folding import fold_batch_norm
-from dream_engine.images import DEFAULT_MIN_SIDE, fit_within
+from dream_engine.images import DEFAULT_MIN_SIDE, MAX_ASPECT_RATIO, fit_within
 from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
 from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
 from dream_engine.results import DreamResult, Progress
@@ -44,7 +44,6 @@ TILE_ALIGN = 32
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
 STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
-MAX_ASPECT_RATIO = 20
 # Animation frames are kept in memory at the final size until the dream ends: at most
 # this many, and about this many bytes (a larger image gets fewer, further apart).
 MAX_FRAMES = 100
@@ -278,21 +277,29 @@ class DreamEngine:
                 f"This image is {width}x{height} px, too long and thin to dream (more than "
                 f"{MAX_ASPECT_RATIO}:1); crop it closer to a square."
             )
-        if max_side is not None and max(width, height) > max_side:
-            image = fit_within(image, max_side)
-            notes.append(f"scaled down from {width}x{height} to {image.width}x{image.height}")
-        short = min(image.size)
-        if short < self.spec.min_side:
+        scale = min(1.0, max_side / max(width, height)) if max_side is not None else 1.0
+        short = min(width, height)
+        if short * scale < self.spec.min_side:
+            # One resize from the upload, straight to the model's minimum: shrinking to
+            # `max_side` first would throw away the rows a strip is then rebuilt from.
             factor = self.spec.min_side / short
             size = (
-                max(self.spec.min_side, round(image.width * factor)),
-                max(self.spec.min_side, round(image.height * factor)),
+                max(self.spec.min_side, round(width * factor)),
+                max(self.spec.min_side, round(height * factor)),
             )
-            notes.append(
-                f"upscaled from {image.width}x{image.height} to {size[0]}x{size[1]}: "
-                f"{self.spec.name} needs at least {self.spec.min_side} px"
-            )
-            image = image.resize(size, Image.Resampling.LANCZOS)
+            to = f"{size[0]}x{size[1]}"
+            if factor > 1:
+                how = f"upscaled from {width}x{height} to {to}"
+            elif size == (width, height):
+                how = f"kept at {to} (not fitted to {max_side} px)"
+            else:
+                how = f"scaled down from {width}x{height} to {to} only (not to {max_side} px)"
+            notes.append(f"{how}: {self.spec.name} needs at least {self.spec.min_side} px")
+            if size != (width, height):
+                image = image.resize(size, Image.Resampling.LANCZOS)
+        elif scale < 1:
+            image = fit_within(image, max_side)
+            notes.append(f"scaled down from {width}x{height} to {image.width}x{image.height}")
         return image, notes
 
     def _stepper(

@@ -6,8 +6,8 @@ step (`decode_image`):
 
 1. refuse empty input;
 2. *open* lazily (header only) with Pillow restricted to the formats we support;
-3. refuse too many pixels or a too-short side from the header, before a single
-   pixel buffer is allocated: a 60000x60000 PNG can be a 100-byte file;
+3. refuse too many pixels, a too-short side or a too-thin strip from the header,
+   before a single pixel buffer is allocated: a 60000x60000 PNG can be a 100-byte file;
 4. decode, and refuse a damaged or truncated file instead of dreaming on the
    half-grey picture Pillow could produce;
 5. apply the EXIF orientation, so phone photos come out upright;
@@ -39,6 +39,7 @@ from dream_engine.errors import ImageError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
+    "MAX_ASPECT_RATIO",
     "SUPPORTED_FORMATS",
     "DamagedImageError",
     "EmptyFileError",
@@ -61,6 +62,9 @@ DEFAULT_MAX_PIXELS = 40_000_000
 the RGB buffer (120 MB) stays far from what would hurt the bot."""
 
 DEFAULT_MIN_SIDE = 16
+# Longest side over shortest: beyond this a strip would be dreamed at the model's minimum
+# height and many times its width, so it is refused with the upload, not at its turn.
+MAX_ASPECT_RATIO = 20
 """Shortest side accepted: below this the model's receptive field sees nothing."""
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF")
@@ -115,7 +119,8 @@ class FileTooLargeError(ImageError):
 
 
 class ImageTooSmallError(ImageError):
-    """A side is shorter than the minimum the engine can work with."""
+    """A side is shorter than the minimum the engine can work with, or far shorter than
+    the other (a strip the engine will not dream)."""
 
 
 class UnreadableFileError(ImageError):
@@ -158,7 +163,7 @@ def check_upload(size_bytes: int, content_type: str | None, filename: str, max_b
     if size_bytes > max_bytes:
         size_text, limit_text = _megabytes(size_bytes, max_bytes)
         raise FileTooLargeError(
-            f"“{filename}” is {size_text} MB; the limit is {limit_text} MB. "
+            f"“{filename}” is {size_text}; the limit is {limit_text}. "
             "Shrink it (a smaller size, or saved as JPEG) and try again."
         )
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
@@ -176,13 +181,14 @@ def check_upload(size_bytes: int, content_type: str | None, filename: str, max_b
 
 
 def _megabytes(size: int, limit: int) -> tuple[str, str]:
-    """Both sizes in MB, with just enough decimals that they read differently."""
+    """Both sizes in MB, with just enough decimals that they read differently (in bytes
+    when even three decimals agree)."""
     for decimals in (1, 2, 3):
-        size_text = f"{size / _MEGABYTE:.{decimals}f}"
-        limit_text = f"{limit / _MEGABYTE:.{decimals}f}"
+        size_text = f"{size / _MEGABYTE:.{decimals}f} MB"
+        limit_text = f"{limit / _MEGABYTE:.{decimals}f} MB"
         if size_text != limit_text:
-            break
-    return size_text, limit_text
+            return size_text, limit_text
+    return f"{size:,} bytes", f"{limit:,} bytes"
 
 
 # --------------------------------------------------------------------------
@@ -268,15 +274,23 @@ def _check_dimensions(size: tuple[int, int], *, max_pixels: int, min_side: int) 
         scale = math.sqrt(max_pixels / (width * height))
         fit_width = max(1, math.floor(width * scale))
         fit_height = max(1, math.floor(height * scale))
+        count, limit = _pixel_count(width * height), _pixel_count(max_pixels)
+        if count == limit:  # "40 megapixels; the limit is 40 megapixels" explains nothing
+            count, limit = f"{width * height:,} pixels", f"{max_pixels:,} pixels"
         raise TooManyPixelsError(
-            f"This image is {width}×{height} pixels ({_pixel_count(width * height)}); "
-            f"the limit is {_pixel_count(max_pixels)}. Resize it to about "
+            f"This image is {width}×{height} pixels ({count}); "
+            f"the limit is {limit}. Resize it to about "
             f"{fit_width}×{fit_height} or smaller and try again."
         )
     if min(width, height) < min_side:
         raise ImageTooSmallError(
             f"This image is only {width}×{height} pixels; each side needs at least "
             f"{min_side} pixels. Attach a larger image."
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageTooSmallError(
+            f"This image is {width}×{height} pixels, too long and thin to dream (more than "
+            f"{MAX_ASPECT_RATIO}:1); crop it closer to a square."
         )
 
 
@@ -321,8 +335,9 @@ def _jpeg_start_of_scan(data: bytes) -> int:
     """Offset of the first SOS marker, walking segment by segment; -1 if none."""
     offset = 2  # after SOI
     while offset + 4 <= len(data):
-        if data[offset] != 0xFF:
-            return -1
+        if data[offset] != 0xFF:  # stray bytes between segments: decoders skip them too
+            offset += 1
+            continue
         marker = data[offset + 1]
         if marker == 0xDA:
             return offset

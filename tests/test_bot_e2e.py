@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import io
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from PIL import Image
@@ -290,18 +292,46 @@ async def test_dream_again_dropdown_works_after_a_restart(tmp_path, executor, ca
         assert fake.cdn_file(image).downloads == 2  # the original upload, fetched again
 
 
-async def test_an_image_the_engine_refuses_is_explained_and_the_bot_carries_on(world, cat_photo):
-    fake, _bot, guild = world
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [("dream", {"preset": "one-octave"}), ("compare", {"vary": "step=0.005,0.05"})],
+)
+async def test_an_image_the_engine_would_refuse_is_refused_with_the_upload(
+    world, cat_photo, command, options
+):
+    # 100:1 decodes fine, but no engine dreams it: say so now, privately, not at its turn.
+    fake, bot, guild = world
     bob = fake.add_member(guild, "bob")
     sliver = fake.add_attachment("sliver.png", png(Image.new("RGB", (2000, 20))), "image/png")
-    inter = await fake.slash(guild, bob, "dream", {"image": sliver, "preset": "one-octave"})
-    refused = await inter.wait_original(lambda m: "too long and thin" in (m.content or ""))
-    assert not refused.files
+    inter = await fake.slash(guild, bob, command, {"image": sliver, **options})
+    await inter.wait_for(
+        lambda calls: any("too long and thin" in m.content for m in inter.followups)
+    )
+    assert all(m.ephemeral for m in inter.followups)
+    assert len(bot.queue) == 0 and not bot.queue.running()
+    with sqlite3.connect(bot.settings.db_path) as db:
+        assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)  # nothing saved
     image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
     after = await fake.slash(
         guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 1}
     )
     await after.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+
+
+async def test_an_attachment_larger_than_it_claims_is_refused_after_download(tmp_path, executor):
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        bot = create_bot(settings_for(tmp_path, max_upload_bytes=200_000), executor)
+        await fake.start_bot(bot)
+        noise = np.random.default_rng(1).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+        data = png(Image.fromarray(noise))  # about 480 KB
+        lying = fake.add_attachment("noise.png", data, "image/png", size=50_000)
+        inter = await fake.slash(guild, bob, "dream", {"image": lying, "preset": "one-octave"})
+        await inter.wait_for(lambda calls: bool(inter.followups))
+        said = inter.followups[0]
+        assert said.ephemeral and "the limit is 0.2 MB" in said.content, said.content
+        assert len(bot.queue) == 0 and not bot.queue.running()
 
 
 async def test_a_dream_through_the_default_worker_process(tmp_path, cat_photo):

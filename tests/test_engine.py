@@ -58,6 +58,20 @@ def test_image_under_the_minimum_is_upscaled_first(inception_engine, noise_image
     assert any("upscaled from 60x40" in note for note in result.notes)
 
 
+def test_a_strip_is_resized_once_so_its_detail_survives(inception_engine):
+    # 800x40 at max side 160 would be 160x8, under the model's 75 px: resize the upload
+    # straight to 1500x75 instead of rebuilding it from 8 rows.
+    rows = (np.arange(40) // 4) % 2 * 255  # stripes 8 px apart
+    strip = Image.fromarray(np.repeat(rows[:, None], 800, axis=1).astype(np.uint8))
+    result = inception_engine.dream(
+        strip.convert("RGB"), FAST.replace(iterations=1, step=0.0001), max_side=160
+    )
+    assert result.image.size == (1500, 75)
+    assert any("upscaled from 800x40 to 1500x75" in note for note in result.notes)
+    profile = np.asarray(result.image.convert("L"), np.float32).mean(axis=1)
+    assert profile.std() > 40  # the stripes, not a grey smear
+
+
 @pytest.mark.parametrize("size", [(1, 1), (4000, 8)])
 def test_absurd_images_are_refused_clearly(inception_engine, size):
     with pytest.raises(ImageError, match="too"):

@@ -848,3 +848,31 @@ def test_mutated_images_never_raise_anything_but_image_errors(fmt, data):
     cut = data.draw(st.integers(1, len(seed)))
 
     decode_or_image_error(bytes(seed[:cut]), **FUZZ_LIMITS)
+
+
+@pytest.mark.parametrize("size", [(8001, 5000), (7000, 5720)])
+def test_an_image_just_over_the_pixel_limit_is_not_said_to_be_at_the_limit(size):
+    with pytest.raises(TooManyPixelsError) as refused:
+        decode_image(png_header_only(*size))
+    assert f"({size[0] * size[1]:,} pixels); the limit is 40,000,000 pixels" in str(refused.value)
+
+
+def test_a_file_just_over_the_byte_limit_is_not_said_to_be_at_the_limit():
+    with pytest.raises(FileTooLargeError) as refused:
+        check_upload(25 * MB + 100, "image/png", "cat.png", 25 * MB)
+    assert "is 26,214,500 bytes; the limit is 26,214,400 bytes" in str(refused.value)
+
+
+@pytest.mark.parametrize("junk", [b"\x00", b"\x00\x00", b"\r\n"])
+def test_a_jpeg_with_stray_bytes_between_header_segments_is_accepted(junk):
+    # libjpeg's "extraneous bytes before marker": some cameras and EXIF editors write them.
+    data = encode(Image.effect_noise((64, 48), 40).convert("RGB"), "JPEG")
+    end_of_app0 = 4 + int.from_bytes(data[4:6], "big")
+    assert data[2:4] == b"\xff\xe0"  # SOI, then APP0 (JFIF)
+    assert decode_image(data[:end_of_app0] + junk + data[end_of_app0:]).size == (64, 48)
+
+
+@pytest.mark.parametrize("size", [(2000, 40), (21, 430), (3000, 149)])
+def test_a_strip_over_20_to_1_is_refused_from_its_header(size):
+    with pytest.raises(ImageTooSmallError, match="too long and thin"):
+        decode_image(png_header_only(*size))
