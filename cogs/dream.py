@@ -284,6 +284,7 @@ class DreamCog(commands.Cog):
                 job.payload,
                 "⏸️ The dream bot is restarting. Your dream keeps its place and will start "
                 "when the bot is back; there is nothing you need to do.",
+                or_channel=False,  # one restart must not ping everyone who waits
             )
         workers = [task for task in self._workers if not task.done()]
         if workers:
@@ -540,7 +541,10 @@ class DreamCog(commands.Cog):
             id=job.id, guild_id=job.guild_id, channel_id=job.channel_id, user_id=job.user_id,
             user_name=interaction.user.display_name, application_id=interaction.application_id,
             token=interaction.token,
-            token_expires_at=time.time() + self.bot.settings.interaction_lifetime,
+            # From when the member asked (the token's clock), not from after the download.
+            token_expires_at=(
+                interaction.created_at.timestamp() + self.bot.settings.interaction_lifetime
+            ),
             upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
             changed=_changed_for_all(checked), gallery=gallery,
             source_id=source.id, max_side=checked.max_side, variants=checked.variants,
@@ -603,10 +607,12 @@ class DreamCog(commands.Cog):
         """Edit the job's original response; False once its token is dead."""
         return await dream_job.reply.edit(**fields)
 
-    async def _say(self, dream_job: DreamJob, text: str) -> None:
-        """A final word on a job that has no result: in place, or in the channel."""
+    async def _say(self, dream_job: DreamJob, text: str, *, or_channel: bool = True) -> None:
+        """A final word on a job that has no result: in place, or in the channel (where it
+        pings its member, so not for news that needs nothing from them)."""
         await _settle(dream_job)
-        if not await self._edit(dream_job, content=text, view=None, embed=None, attachments=[]):
+        edited = await self._edit(dream_job, content=text, view=None, embed=None, attachments=[])
+        if not edited and or_channel:
             try:
                 await dream_job.reply.to_channel(text)
             except discord.HTTPException as error:
@@ -774,6 +780,7 @@ class DreamCog(commands.Cog):
             dream_job,
             "⏸️ The dream bot is restarting, so this dream was paused. It will run again "
             "when the bot is back; there is nothing you need to do.",
+            or_channel=False,
         )
         return JobState.QUEUED, None
 

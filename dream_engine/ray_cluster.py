@@ -519,7 +519,8 @@ class RayExecutor:
             raise _DeadBeforeStart() from error
         cancel_sent = False
         loop = asyncio.get_running_loop()
-        deadline = None if self.job_timeout is None else loop.time() + self.job_timeout
+        limit = job.time_limit(self.job_timeout)
+        deadline = None if limit is None else loop.time() + limit
         try:
             while True:
                 reply = asyncio.ensure_future(_result(slot.actor.events.remote(job_id, WAIT)))
@@ -529,7 +530,7 @@ class RayExecutor:
                         slot.actor.cancel.remote(job_id)
                     if deadline is not None and loop.time() >= deadline:
                         reply.cancel()
-                        self._time_out(slot)
+                        self._time_out(slot, limit)
                     await asyncio.wait({reply}, timeout=POLL_SECONDS)
                 for item in reply.result():
                     if isinstance(item, _ProgressEvent):
@@ -544,13 +545,9 @@ class RayExecutor:
             slot.actor.cancel.remote(job_id)  # the caller went away: stop the engine
             raise
 
-    def _time_out(self, slot: _Slot) -> NoReturn:
-        assert self.job_timeout is not None
-        self._restart(slot, f"its job ran over the {self.job_timeout:g} s limit")
-        raise DreamTimedOut(
-            f"This dream took longer than the {self.job_timeout:g}-second limit, so it was "
-            "stopped. Try a smaller image, fewer octaves or fewer iterations."
-        )
+    def _time_out(self, slot: _Slot, limit: float) -> NoReturn:
+        self._restart(slot, f"its job ran over the {limit:g} s limit")
+        raise DreamTimedOut.after(limit)
 
     # -- connecting -------------------------------------------------------------------
 

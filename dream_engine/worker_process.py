@@ -80,6 +80,13 @@ class WorkerCrashed(DreamFailed):
 class DreamTimedOut(DreamFailed):
     """The job ran past the executor's `job_timeout`; the worker was killed and restarted."""
 
+    @classmethod
+    def after(cls, limit: float) -> DreamTimedOut:
+        return cls(
+            f"This dream took longer than the {limit:g}-second limit, so it was stopped. "
+            "Try a smaller image, fewer octaves or fewer iterations."
+        )
+
 
 # -- messages over the pipe: plain data, so either side can change its classes freely ----------
 
@@ -94,6 +101,11 @@ class _Job:
     frame_every: int | None = None
     variants: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     title: str | None = None
+
+    def time_limit(self, job_timeout: float | None) -> float | None:
+        """Seconds this job may run: `job_timeout` for each dream it holds, so a comparison
+        of 11 layers is not held to one dream's time."""
+        return None if job_timeout is None else job_timeout * max(1, len(self.variants))
 
 
 @dataclass(frozen=True)
@@ -514,14 +526,15 @@ class ProcessExecutor:
             raise DreamCancelled()
         self._cancel.clear()  # the previous job has ended: its cancel must not leak into this one
         loop = asyncio.get_running_loop()
-        deadline = None if self.job_timeout is None else loop.time() + self.job_timeout
+        limit = job.time_limit(self.job_timeout)
+        deadline = None if limit is None else loop.time() + limit
         if not await worker.send(job):
             raise _WorkerDied(await worker.exit_code())
         while True:
             if cancel.is_set():
                 self._cancel.set()
             if deadline is not None and loop.time() >= deadline:
-                self._time_out(worker)
+                self._time_out(worker, limit)
             message = await worker.receive(POLL_SECONDS)
             if message is None:
                 continue
@@ -548,17 +561,11 @@ class ProcessExecutor:
             await ready
         raise DreamCancelled()
 
-    def _time_out(self, worker: _Worker) -> NoReturn:
-        assert self.job_timeout is not None
-        log.warning(
-            "dream worker %s: job over the %g s limit; killing it", worker.pid, self.job_timeout
-        )
+    def _time_out(self, worker: _Worker, limit: float) -> NoReturn:
+        log.warning("dream worker %s: job over the %g s limit; killing it", worker.pid, limit)
         worker.kill()
         self._replace(worker)
-        raise DreamTimedOut(
-            f"This dream took longer than the {self.job_timeout:g}-second limit, so it was "
-            "stopped. Try a smaller image, fewer octaves or fewer iterations."
-        )
+        raise DreamTimedOut.after(limit)
 
     def _bind_to_running_loop(self) -> None:
         """Start the lock, start task and clean-ups afresh when used from a new event loop.

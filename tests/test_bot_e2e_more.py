@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 import struct
 import time
 import zlib
 
+import discord
 import numpy as np
 import pytest
 from PIL import Image
@@ -532,3 +534,22 @@ async def test_queue_in_direct_messages_counts_the_dreams_waiting_there(
             for job in [*bot.queue.waiting(), *bot.queue.running()]:
                 bot.queue.cancel(job.id, by_user=job.user_id)
             await running.wait_original(lambda m: "Cancelled" in text_of(m), timeout=DREAM)
+
+
+async def test_the_reply_deadline_counts_from_the_command_not_the_download(
+    tmp_path, executor, cat_photo
+):
+    # Discord's token lives 15 minutes from the interaction; a slow download eats into it.
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png", stall=1.5)
+        bot = create_bot(settings_for(tmp_path, interaction_lifetime=600), executor)
+        await fake.start_bot(bot)
+        quick = {"image": image, "preset": "one-octave", "iterations": 1}
+        inter = await fake.slash(guild, bob, "dream", quick)
+        await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        with sqlite3.connect(bot.settings.db_path) as db:
+            (expires,) = db.execute("SELECT token_expires_at FROM jobs").fetchone()
+        asked = discord.utils.snowflake_time(inter.id).timestamp()
+        assert expires == pytest.approx(asked + 600, abs=0.5)  # not 1.5 s later

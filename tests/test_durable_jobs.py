@@ -124,6 +124,26 @@ async def test_a_restart_in_a_busy_queue_loses_nothing(tmp_path, executor, cat_p
         assert fake.cdn_file(image).downloads == 3  # once per job: a resumed job needs no CDN
 
 
+async def test_a_restart_pings_nobody_whose_reply_has_expired(tmp_path, executor, cat_photo):
+    # "Paused" and "keeps its place" need nothing from the member: where the reply can't be
+    # edited any more, they are not worth a mention in the channel (one per waiting job).
+    settings = settings_for(tmp_path, shutdown_grace=0.2)
+    gated = GatedExecutor(executor)
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob, carol = fake.add_member(guild, "bob"), fake.add_member(guild, "carol")
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        bot = create_bot(settings, gated)
+        await fake.start_bot(bot)
+        running, waiting = await queue_three(fake, guild, image, [bob, carol])
+        await gated.entered.wait()
+        fake.expire(running)
+        fake.expire(waiting)
+        await bot.close()
+        assert fake.channel_messages(guild.text_channel) == []
+        assert {row[0] for row in job_rows(Path(settings.db_path)).values()} == {"queued"}
+
+
 async def test_a_dream_that_finishes_within_the_grace_is_delivered_before_the_bot_stops(
     tmp_path, executor, cat_photo
 ):

@@ -30,6 +30,7 @@ from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableErro
 from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig
 from dream_engine.params import DreamParams
 from dream_engine.results import DreamResult, Progress
+from dream_engine.sweeps import parse_vary
 from dream_engine.worker_process import (
     DreamTimedOut,
     ProcessExecutor,
@@ -294,6 +295,25 @@ async def test_a_dream_over_the_time_limit_is_killed_and_the_next_one_runs(execu
 
     assert len((await dream(executor)).octaves) == 2
     assert executor.worker_pid != pid
+
+
+@module_loop
+async def test_a_comparison_gets_the_time_limit_once_per_dream(executor):
+    executor.job_timeout = 0.5
+    variants = tuple(parse_vary("step=0.001,0.002,0.003", LONG))
+    try:
+        began = time.perf_counter()
+        with pytest.raises(DreamTimedOut, match=r"longer than the 1\.5-second limit"):
+            await asyncio.wait_for(
+                executor.submit(DreamRequest(noise(), LONG, variants=variants), ignore,
+                                threading.Event()),
+                WAIT,
+            )  # fmt: skip
+        assert time.perf_counter() - began >= 1.5
+    finally:
+        executor.job_timeout = None
+
+    assert len((await dream(executor)).octaves) == 2  # a fresh worker took over
 
 
 def test_the_executor_can_be_used_from_another_event_loop(executor):
