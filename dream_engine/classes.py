@@ -124,14 +124,20 @@ def resolve(model: str, text: str | int) -> DreamClass:
 def closest(model: str, text: str, limit: int = SUGGESTIONS) -> list[str]:
     """Up to `limit` display names that look most like `text` (for "did you mean").
 
-    Compares whole names and each lemma, so a typo in a synonym finds its class too.
+    First the classes with `text` as a whole word of a name ("shark": great white
+    shark, tiger shark...), then close spellings of whole names and each lemma, so
+    a typo in a synonym finds its class too.
     """
     key = _normalise(str(text)[:MAX_TARGET_LENGTH])
     if not key:
         return []
     table, index = classes(model), _index(model)
+    names = [
+        table[i].name
+        for i, aliases in enumerate(index.by_class)
+        if any(f" {key} " in f" {alias} " for alias in aliases)
+    ][:limit]
     matches = difflib.get_close_matches(key, list(index.aliases), n=4 * limit, cutoff=0.6)
-    names: list[str] = []
     for alias in matches:
         for i in index.aliases[alias]:
             if table[i].name not in names:

@@ -29,17 +29,13 @@ from PIL import Image
 
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
 from dream_engine.folding import fold_batch_norm
-from dream_engine.images import DEFAULT_MIN_SIDE, MAX_ASPECT_RATIO, fit_within
+from dream_engine.images import DEFAULT_MIN_SIDE, MAX_ASPECT_RATIO
 from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
 from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
 from dream_engine.results import DreamResult, Progress
+from dream_engine.tiling import tile_layout, tile_margin, working_size
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
-TILE_MARGIN_DIVISOR = 8  # each tile is seen with tile_size // 8 of context around it,
-MIN_TILE_MARGIN = 96  # at least the border trim at the deepest stride and a model's minimum
-# Tiles start on multiples of the deepest stride, so each tile's activation grid is the
-# whole image's grid: tiled and untiled see the same features.
-TILE_ALIGN = 32
 # float16 gradients of small activations underflow; the gradient is normalised
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
@@ -76,17 +72,10 @@ class DreamEngine:
         `models.head_source`); the class head is loaded on the first targeted dream."""
         if precision not in PRECISIONS:
             raise ParamError(f"precision: choose from {', '.join(PRECISIONS)}.")
-        if tile_size is not None and not (
-            2 * get_model_spec(model).min_side <= tile_size <= MAX_TILE_SIZE
-        ):
-            raise ParamError(
-                f"tile_size: from {2 * get_model_spec(model).min_side} to {MAX_TILE_SIZE} px "
-                f"for {model} (0 or none: no tiles)."
-            )
         self.spec = get_model_spec(model)
         self.weights = weights
         self.precision = precision
-        self.tile_size = tile_size
+        self.tile_size = self._checked_tile_size(tile_size)
         self.seed = seed
         self.head_weights = head_weights
         # The same network with its batch norms folded into the convolutions (see folding.py).
@@ -99,6 +88,18 @@ class DreamEngine:
     @property
     def model_name(self) -> str:
         return self.spec.name
+
+    def _checked_tile_size(self, tile_size: int | None) -> int | None:
+        """`tile_size` in the range this model can tile at; 0 or None means no tiles."""
+        if not tile_size:
+            return None
+        floor = 2 * self.spec.min_side
+        if not floor <= tile_size <= MAX_TILE_SIZE:
+            raise ParamError(
+                f"tile_size: from {floor} to {MAX_TILE_SIZE} px for {self.spec.name} "
+                "(0 or none: no tiles)."
+            )
+        return tile_size
 
     def warm_up(self, params: DreamParams) -> None:
         """Trace and run `params`' graph once on a small image, so the first user waits less.
@@ -127,7 +128,11 @@ class DreamEngine:
         `frame_every` keeps a frame every that many steps of each octave, for an
         animation (`DreamResult.frames`, see `plan_frames`).
         """
-        tile = self.tile_size if isinstance(tile_size, EngineDefault) else tile_size
+        tile = (
+            self.tile_size
+            if isinstance(tile_size, EngineDefault)
+            else self._checked_tile_size(tile_size)
+        )
         started = time.perf_counter()
         params.validate()
         if params.model != self.spec.name:
@@ -150,7 +155,7 @@ class DreamEngine:
             )
         stepper, objective = self._objective(params, tile)
         every = plan_frames(frame_every, len(shapes), params.iterations, image.size, notes)
-        frames = [image.copy()] if every else []  # the photo first
+        frames = _Frames(image, frame_limit(image.size)) if every else None
 
         original = _to_unit(image)
         img = original
@@ -179,8 +184,8 @@ class DreamEngine:
                 history.extend(chunk_losses.numpy().tolist())
                 stopped = bool(stopped_t)
                 octave_done = stopped or len(history) >= params.iterations
-                if every and len(history) % every == 0 and not octave_done:
-                    frames.append(_to_image(img).resize(image.size, Image.Resampling.BICUBIC))
+                if frames and len(history) % every == 0 and not octave_done:
+                    frames.add(_to_image(img))
                 if on_progress is not None:
                     on_progress(
                         Progress(
@@ -199,8 +204,8 @@ class DreamEngine:
             shrunk_original = same_size_original
             octave_images.append(_to_image(img))
             losses.append(history)
-            if every:  # the octave's end, detail re-injected: what the next octave starts from
-                frames.append(octave_images[-1].resize(image.size, Image.Resampling.BICUBIC))
+            if frames:  # the octave's end, detail re-injected: what the next octave starts from
+                frames.add(octave_images[-1])
         return DreamResult(
             image=octave_images[-1],
             octaves=octave_images,
@@ -208,7 +213,7 @@ class DreamEngine:
             params=params,
             seconds=time.perf_counter() - started,
             notes=notes,
-            frames=frames,
+            frames=frames.kept if frames else [],
         )
 
     def logits(self, image: Image.Image) -> np.ndarray:
@@ -277,29 +282,22 @@ class DreamEngine:
                 f"This image is {width}x{height} px, too long and thin to dream (more than "
                 f"{MAX_ASPECT_RATIO}:1); crop it closer to a square."
             )
-        scale = min(1.0, max_side / max(width, height)) if max_side is not None else 1.0
-        short = min(width, height)
-        if short * scale < self.spec.min_side:
-            # One resize from the upload, straight to the model's minimum: shrinking to
-            # `max_side` first would throw away the rows a strip is then rebuilt from.
-            factor = self.spec.min_side / short
-            size = (
-                max(self.spec.min_side, round(width * factor)),
-                max(self.spec.min_side, round(height * factor)),
-            )
-            to = f"{size[0]}x{size[1]}"
-            if factor > 1:
-                how = f"upscaled from {width}x{height} to {to}"
-            elif size == (width, height):
-                how = f"kept at {to} (not fitted to {max_side} px)"
-            else:
-                how = f"scaled down from {width}x{height} to {to} only (not to {max_side} px)"
-            notes.append(f"{how}: {self.spec.name} needs at least {self.spec.min_side} px")
-            if size != (width, height):
-                image = image.resize(size, Image.Resampling.LANCZOS)
-        elif scale < 1:
-            image = fit_within(image, max_side)
-            notes.append(f"scaled down from {width}x{height} to {image.width}x{image.height}")
+        size = working_size((width, height), max_side, self.spec.min_side)
+        to, needs = (
+            f"{size[0]}x{size[1]}",
+            f"{self.spec.name} needs at least {self.spec.min_side} px",
+        )
+        if size[0] > width:
+            notes.append(f"upscaled from {width}x{height} to {to}: {needs}")
+        elif max_side is not None and max(size) > max_side:  # the model's minimum won
+            fitted = "kept at" if size == (width, height) else f"scaled from {width}x{height} to"
+            notes.append(f"{fitted} {to}, not fitted to {max_side} px: {needs}")
+        elif size != (width, height):
+            notes.append(f"scaled down from {width}x{height} to {to}")
+        if size != (width, height):
+            # One resize from the upload: a strip shrunk to `max_side` first and then
+            # enlarged to the model's minimum would be rebuilt from a few rows.
+            image = image.resize(size, Image.Resampling.LANCZOS)
         return image, notes
 
     def _stepper(
@@ -373,9 +371,7 @@ class _GradientAscent:
         self._input_from_unit = input_from_unit
         self._on_trace = on_trace
         self._tile_size = tile_size
-        self._margin = _round_up(
-            max((tile_size or 0) // TILE_MARGIN_DIVISOR, MIN_TILE_MARGIN), TILE_ALIGN
-        )
+        self._margin = tile_margin(tile_size)
         self._loss_scale = loss_scale
         self._run = tf.function(
             self._loop,
@@ -499,9 +495,7 @@ class _GradientAscent:
         """(tile length, tile count) along one axis: aligned tiles covering `size`."""
         if self._tile_size is None:
             return size, tf.constant(1)
-        count = (size + self._tile_size - 1) // self._tile_size
-        length = _round_up((size + count - 1) // count, TILE_ALIGN)
-        return length, (size + length - 1) // length
+        return tile_layout(size, self._tile_size)
 
     def _loop(
         self,
@@ -568,6 +562,12 @@ class _Objective(NamedTuple):
     target_weight: tf.Tensor
 
 
+def frame_limit(size: tuple[int, int]) -> int:
+    """Frames one dream may keep at `size` (the photo included): `MAX_FRAMES`, fewer
+    when they would take more than about `FRAME_MEMORY_BYTES`."""
+    return max(2, min(MAX_FRAMES, FRAME_MEMORY_BYTES // (3 * size[0] * size[1])))
+
+
 def plan_frames(
     frame_every: int | None,
     octaves: int,
@@ -579,25 +579,35 @@ def plan_frames(
 
     A dream keeps the photo, a frame every `frame_every` steps of each octave and
     each octave's end, all at the final size, so about
-    `1 + octaves * iterations / frame_every` frames; at most `MAX_FRAMES`, and
-    about `FRAME_MEMORY_BYTES` of them (fewer for a large image). Adds a note when
-    it had to space them out.
+    `1 + octaves * iterations / frame_every` frames; at most `frame_limit(size)`.
+    With more octaves than that, only the last octaves' ends are kept (`_Frames`).
+    Adds a note when it had to space them out or leave some out.
     """
     if not frame_every:
         return None
-    limit = max(2, min(MAX_FRAMES, FRAME_MEMORY_BYTES // (3 * size[0] * size[1])))
+    limit = frame_limit(size)
     per_octave = max(1, (limit - 1) // octaves)
     every = max(frame_every, math.ceil(iterations / per_octave))
-    if every > frame_every:
-        notes.append(
-            f"a frame every {every} steps, not {frame_every}: at most {limit} frames "
-            f"at {size[0]}x{size[1]}"
-        )
+    at_most = f"at most {limit} frames at {size[0]}x{size[1]}"
+    if octaves + 1 > limit:
+        notes.append(f"frames of the last {limit - 1} of {octaves} octaves only: {at_most}")
+    elif every > frame_every:
+        notes.append(f"a frame every {every} steps, not {frame_every}: {at_most}")
     return every
 
 
-def _round_up(value, multiple):  # works on ints and int tensors alike
-    return (value + multiple - 1) // multiple * multiple
+class _Frames:
+    """The animation's frames at the final size, the photo first, never more than `limit`:
+    past it, the earliest after the photo gives way, so memory stays within budget."""
+
+    def __init__(self, photo: Image.Image, limit: int) -> None:
+        self.kept = [photo.copy()]
+        self._limit = limit
+
+    def add(self, frame: Image.Image) -> None:
+        self.kept.append(frame.resize(self.kept[0].size, Image.Resampling.BICUBIC))
+        if len(self.kept) > self._limit:
+            del self.kept[1]
 
 
 def _trim_border(activation: tf.Tensor) -> tf.Tensor:

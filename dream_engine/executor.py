@@ -58,7 +58,7 @@ def run_request(
     Every executor (thread, worker process, Ray) runs requests through here, so
     a comparison is one queued job with one progress bar wherever it runs.
     `max_side` and `tile_size` are the request's unless a retry after running
-    out of memory asks for less (`tile_size` only applies to a single dream).
+    out of memory asks for less.
     """
     from dream_engine.results import DreamResult
     from dream_engine.sweeps import run_sweep
@@ -84,6 +84,7 @@ def run_request(
         cancel,
         max_side,
         title=request.title,
+        tile_size=tile_size,
     )
     return DreamResult(
         image=sweep.grid,

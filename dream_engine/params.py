@@ -95,8 +95,12 @@ class DreamParams:
             raise ParamError("channels: give layer:channel=weight pairs, e.g. mixed4:97=1.")
         if len(self.channels) > MAX_CHANNELS:
             raise ParamError(f"channels: at most {MAX_CHANNELS} in one dream.")
+        seen: set[tuple[str, int]] = set()
         for key, weight in self.channels.items():
             layer, channel = split_channel(key)
+            if (layer, channel) in seen:  # "mixed4:97" and "mixed4:097": one would be lost
+                raise ParamError(f"channels: {layer}:{channel} is given twice.")
+            seen.add((layer, channel))
             if layer not in spec.layers:
                 raise ParamError(
                     f"channels: '{_shorten(layer)}' is not a layer of {spec.name}; "

@@ -15,7 +15,7 @@ The API, for the CLI and the bot alike (no TensorFlow is imported here):
     layer_variants(model, base=None, layers=None, max_variants=None) -> list[Variant]
         One variant per layer: the model's contact sheet (mixed0..mixed10 for InceptionV3).
     run_sweep(engine, image, base_params, variants, on_progress=None, cancel=None,
-              max_side=None, *, title=None) -> SweepResult
+              max_side=None, *, title=None, tile_size=None) -> SweepResult
 
 `run_jobs` is the shared core (each variant from its own start image), which
 `kinds.run_kinds` uses for its five kinds of picture.
@@ -304,6 +304,7 @@ def run_sweep(
     max_side: int | None = None,
     *,
     title: str | None = None,
+    tile_size: int | None = None,
 ) -> SweepResult:
     """Dream `image` once per variant on `engine`, and compose the grid (input first).
 
@@ -329,6 +330,7 @@ def run_sweep(
         on_progress=on_progress,
         cancel=cancel,
         max_side=max_side,
+        tile_size=tile_size,
     )
 
 
@@ -342,9 +344,12 @@ def run_jobs(
     on_progress: Callable[[Progress], None] | None = None,
     cancel: CancelFlag = None,
     max_side: int | None = None,
+    tile_size: int | None = None,
 ) -> SweepResult:
     """Dream each (start image, variant) in turn with one progress bar; the grid shows
-    `inputs` then every dream. The shared core of `run_sweep` and `kinds.run_kinds`."""
+    `inputs` then every dream. The shared core of `run_sweep` and `kinds.run_kinds`.
+    `tile_size` overrides the engine's for every dream (a smaller retry); None: the
+    engine's own."""
     if not jobs:
         raise ParamError("Nothing to compare: give at least one variant.")
     for _, variant in jobs:
@@ -360,9 +365,15 @@ def run_jobs(
         report = None
         if on_progress is not None:
             report = _sweep_progress(on_progress, number, len(jobs), started)
+        retry = {} if tile_size is None else {"tile_size": tile_size}
         results.append(
             engine.dream(
-                start, variant.params, on_progress=report, cancel=cancel, max_side=max_side
+                start,
+                variant.params,
+                on_progress=report,
+                cancel=cancel,
+                max_side=max_side,
+                **retry,  # type: ignore[arg-type]
             )
         )
     variants = [variant for _, variant in jobs]

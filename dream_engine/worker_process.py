@@ -50,6 +50,7 @@ from dream_engine.executor import (
     run_request,
 )
 from dream_engine.params import DreamParams
+from dream_engine.tiling import TILE_ALIGN, seen_at_once, tile_layout, working_size
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -210,6 +211,13 @@ def run_job(
             if not _is_out_of_memory(error):
                 raise
             retry = plan_oom_retry(image.size, job.max_side, engine.tile_size, engine.spec.min_side)
+            if retry is None:
+                return _Failed(
+                    "oom",
+                    type(error).__name__,
+                    "The dream engine ran out of memory, and this image is already as small "
+                    "as the model takes. Try again later, or with fewer octaves.",
+                )
             log.warning("out of memory (%s); retrying at %s", type(error).__name__, retry.label)
             try:
                 result = run_request(
@@ -253,26 +261,37 @@ class OomRetry:
 
     max_side: int | None
     tile_size: int | None
-    label: str  # for the note and the message: "700 px" or "358 px tiles"
+    label: str  # for the note and the message: "700x467 px" or "tiles of 352x352 px"
 
 
 def plan_oom_retry(
     size: tuple[int, int], max_side: int | None, tile_size: int | None, min_side: int
-) -> OomRetry:
-    """Shrink what bounds peak memory: the tile when the image is tiled, else the image.
+) -> OomRetry | None:
+    """A second try that gives the network less at once, or None if nothing smaller exists.
 
-    A tiled image's activations are one tile's (plus margin) whatever the image
-    size, so shrinking the image would fail again; shrink the tile (never below the
-    engine's floor of twice the model's minimum side). Untiled, or with the tile
-    already at that floor, process the image at `OOM_SHRINK` of its longest side.
+    Peak memory follows what the network is given at once (`tiling.seen_at_once`):
+    a tiled image's tile and margins, whatever the image size; so shrink the tile
+    first, to the largest size whose tiles really are smaller (never below twice
+    the model's minimum side), else the image (never below the model's minimum
+    side). Sizes come from the engine's own rules, so a retry is never the same
+    computation under another name, and its label says what really ran.
     """
-    side = max(size) if max_side is None else min(max(size), max_side)
-    if tile_size is not None and side > tile_size:
-        smaller = max(2 * min_side, round(tile_size * OOM_SHRINK))
-        if smaller < tile_size:
-            return OomRetry(max_side, smaller, f"{smaller} px tiles")
-    smaller_side = max(min_side, round(side * OOM_SHRINK))
-    return OomRetry(smaller_side, tile_size, f"{smaller_side} px")
+    working = working_size(size, max_side, min_side)
+    seen = seen_at_once(working, tile_size)
+    area = seen[0] * seen[1]
+    if tile_size is not None and seen != working:  # tiled
+        floor = 2 * min_side
+        tiles = [*range(round(tile_size * OOM_SHRINK), floor, -TILE_ALIGN), floor]
+        for smaller in (tile for tile in tiles if tile < tile_size):
+            width, height = seen_at_once(working, smaller)
+            if width * height < area:
+                tile_w, tile_h = (min(side, tile_layout(side, smaller)[0]) for side in working)
+                return OomRetry(max_side, smaller, f"tiles of {tile_w}x{tile_h} px")
+    side = round(max(working) * OOM_SHRINK)
+    smaller = working_size(size, side, min_side)
+    if smaller[0] * smaller[1] >= working[0] * working[1]:
+        return None  # the model's minimum side holds it at this size
+    return OomRetry(side, tile_size, f"{smaller[0]}x{smaller[1]} px")
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

@@ -165,6 +165,20 @@ def test_suggestions_come_from_typos_in_any_lemma():
     assert closest("inceptionv3", "") == []
 
 
+@pytest.mark.parametrize(
+    ("model", "word", "first"),
+    [
+        ("inceptionv3", "shark", ["great white shark", "tiger shark"]),
+        ("dogs", "husky", ["Siberian Husky"]),
+        ("dogs", "poodle", ["Toy Poodle", "Miniature Poodle"]),
+    ],
+)
+def test_a_word_of_class_names_suggests_those_classes_first(model, word, first):
+    assert closest(model, word)[: len(first)] == first
+    with pytest.raises(ParamError, match=f"did you mean {first[0]}"):
+        resolve(model, word)
+
+
 def test_search_ranks_for_autocomplete():
     assert search("inceptionv3", "")[:3] == ["tench", "goldfish", "great white shark"]
     assert len(search("inceptionv3", "", limit=25)) == 25

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from dream_engine import DreamEngine, ParamError, load_preset
+from dream_engine import DreamEngine, DreamParams, ParamError, load_preset
 from dream_engine.engine import _Objective
 
 
@@ -91,6 +91,17 @@ def test_float16_dream_stays_close_to_float32(dogs_engine, cat_photo):
     dream = fp16.dream(cat_photo, params)
     assert all(np.isfinite(loss) for octave in dream.losses for loss in octave)
     assert_same_dream(dream, reference, cat_photo, loss_tolerance=0.05)
+
+
+def test_a_dream_can_turn_tiles_off_with_0_and_is_held_to_the_tile_range(
+    inception_engine, cat_photo
+):
+    one_step = DreamParams(layers={"mixed3": 1.0}, octaves=1, iterations=1)
+    untiled = inception_engine.dream(cat_photo, one_step, tile_size=None)
+    off = inception_engine.dream(cat_photo, one_step, tile_size=0)  # as --tile-size 0 says
+    assert np.array_equal(np.asarray(off.image), np.asarray(untiled.image))
+    with pytest.raises(ParamError, match="tile_size: from 150 to 32768 px"):
+        inception_engine.dream(cat_photo, one_step, tile_size=100)
 
 
 def test_bad_engine_options_are_refused():

@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine import DreamParams, ModelUnavailableError, ParamError, load_preset
+from dream_engine import engine as engine_module
 from dream_engine.classes import class_names
 from dream_engine.engine import MAX_FRAMES, _Objective, _to_unit, plan_frames
 from dream_engine.models import MODELS, head_source, keras_cache_dir, load_head
@@ -185,3 +186,17 @@ def test_frames_are_spaced_out_when_there_would_be_too_many():
     huge = plan_frames(1, 3, 30, (4096, 4096), notes)  # 48 MiB a frame: about 10 frames
     assert 1 + 3 * -(-30 // huge) <= 12
     assert "a frame every" in notes[-1] and "4096x4096" in notes[-1]
+
+
+def test_more_octaves_than_frames_keep_the_last_ones_within_the_budget(
+    inception_engine, noise_image, monkeypatch
+):
+    # A budget of 4 frames at this size, as a 20 MP photo gets about 8 of 100.
+    size = noise_image.size
+    monkeypatch.setattr(engine_module, "FRAME_MEMORY_BYTES", 4 * 3 * size[0] * size[1])
+    params = DreamParams(layers={"mixed3": 1.0}, octaves=5, octave_scale=1.05, iterations=2)
+    result = inception_engine.dream(noise_image, params, frame_every=1)
+    assert len(result.octaves) == 5 and len(result.frames) == 4
+    assert np.array_equal(np.asarray(result.frames[0]), np.asarray(noise_image))
+    assert np.array_equal(np.asarray(result.frames[-1]), np.asarray(result.image))
+    assert any("frames of the last 3 of 5 octaves only" in note for note in result.notes)

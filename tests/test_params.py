@@ -116,6 +116,7 @@ def test_channels_are_checked_against_the_layer_widths():
         ({"mixed4:1": -2.0}, "between 0 and"),
         ({"mixed4:1": "1"}, "must be a number"),
         ({f"mixed4:{i}": 1.0 for i in range(65)}, "at most 64"),
+        ({"mixed4:97": 1.0, "mixed4:097": 0.5}, "channels: mixed4:97 is given twice."),
         ({"mixed4:1": 0.0}, "at least one layer or channel needs a weight above 0"),
     ]:
         with pytest.raises(ParamError) as error:

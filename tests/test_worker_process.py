@@ -375,6 +375,8 @@ def test_the_worker_does_not_import_the_parents_main_script(tmp_path):
 class OutOfMemoryEngine:
     """Stands in for `DreamEngine`: runs out of memory on the first `failures` calls."""
 
+    model_name = "inceptionv3"
+
     def __init__(
         self, failures: int, error: Callable[[str], BaseException], tile_size: int | None
     ) -> None:
@@ -410,7 +412,7 @@ def test_out_of_memory_is_retried_once_smaller_with_a_note(error):
 
     assert isinstance(outcome, _Done)
     assert engine.calls == [(900, None), (630, None)]
-    assert outcome.notes == ["ran at 630 px: the first try ran out of memory"]
+    assert outcome.notes == ["ran at 630x472 px: the first try ran out of memory"]
 
 
 def test_frames_cross_the_pipe_as_png_and_back():
@@ -439,7 +441,7 @@ def test_out_of_memory_when_tiled_retries_with_smaller_tiles():
 
     assert isinstance(outcome, _Done)
     assert engine.calls == [(None, 512), (None, 358)]
-    assert outcome.notes == ["ran at 358 px tiles: the first try ran out of memory"]
+    assert outcome.notes == ["ran at tiles of 352x256 px: the first try ran out of memory"]
     assert engine.tile_size == 512  # later jobs keep the engine's own tile size
 
 
@@ -450,21 +452,43 @@ def test_out_of_memory_twice_is_a_failure_that_says_how_small_it_tried():
     outcome = run_job(engine, job, lambda: False, lambda message: None)
 
     assert isinstance(outcome, _Failed) and outcome.kind == "oom"
-    assert "ran out of memory even at 700 px" in outcome.message
+    assert "ran out of memory even at 700x525 px" in outcome.message
     assert len(engine.calls) == 2
 
 
 @pytest.mark.parametrize(
     ("size", "max_side", "tile_size", "expected"),
     [
-        ((1000, 600), None, None, (700, None, "700 px")),
-        ((1000, 600), 800, None, (560, None, "560 px")),
-        ((300, 200), None, 512, (210, 512, "210 px")),  # one tile: shrink the image
-        ((1400, 900), 1200, 512, (1200, 358, "358 px tiles")),
-        ((1400, 900), None, 150, (980, 150, "980 px")),  # tiles at the floor (2 x 75 px)
-        ((90, 80), None, None, (75, None, "75 px")),  # never below the model's minimum
+        ((1000, 600), None, None, (700, None, "700x420 px")),
+        ((1000, 600), 800, None, (560, None, "560x336 px")),
+        ((300, 200), None, 512, (210, 512, "210x140 px")),  # one tile: shrink the image
+        ((1400, 900), 1200, 512, (1200, 358, "tiles of 320x288 px")),
+        # 358 px tiles would be 2 of 352 px again (tiles are aligned and balanced): not
+        # smaller, so the next size down that is.
+        ((700, 160), None, 512, (None, 326, "tiles of 256x160 px")),
+        ((1400, 900), None, 150, (980, 150, "980x630 px")),  # tiles at the floor (2 x 75 px)
+        ((1000, 100), None, None, (700, None, "750x75 px")),  # the short side stops at 75
+        ((90, 80), None, None, (63, None, "84x75 px")),  # never below the model's minimum
     ],
 )
 def test_the_out_of_memory_retry_plan(size, max_side, tile_size, expected):
     retry = plan_oom_retry(size, max_side, tile_size, min_side=75)
-    assert (retry.max_side, retry.tile_size, retry.label) == expected
+    assert retry is not None and (retry.max_side, retry.tile_size, retry.label) == expected
+
+
+def test_an_image_at_the_models_minimum_has_no_smaller_retry():
+    assert plan_oom_retry((1000, 75), None, None, min_side=75) is None
+    engine = OutOfMemoryEngine(failures=1, error=MemoryError, tile_size=None)
+    job = _encode_job(DreamRequest(noise(1000, 75), FAST))
+    outcome = run_job(engine, job, lambda: False, lambda message: None)
+    assert isinstance(outcome, _Failed) and "already as small as the model takes" in outcome.message
+    assert len(engine.calls) == 1  # not the same failing run again
+
+
+def test_a_comparison_that_runs_out_of_memory_retries_with_smaller_tiles():
+    engine = OutOfMemoryEngine(failures=1, error=MemoryError, tile_size=512)
+    variants = tuple(parse_vary("step=0.01,0.02", FAST))
+    job = _encode_job(DreamRequest(noise(1000, 750), FAST, variants=variants))
+    outcome = run_job(engine, job, lambda: False, lambda message: None)
+    assert isinstance(outcome, _Done)
+    assert engine.calls == [(None, 512), (None, 358), (None, 358)]  # both variants retried
