@@ -22,6 +22,7 @@ from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
 from dream_engine.executor import EngineConfig, LocalExecutor
+from dream_engine.results import DreamResult
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -155,6 +156,50 @@ async def test_a_bot_on_the_dogs_model_offers_the_dogs_presets(tmp_path, cat_pho
         picked = await fake.click(guild, bob, menu, select["custom_id"], values=["dogs-fur"])
         result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
         assert "dogs-fur" in result.embeds[0]["title"]
+
+
+class InstantDreams:
+    """An executor that answers every dream at once with a small picture, for any model."""
+
+    capacity = 1
+    on_capacity_change = None
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+
+    def workers(self) -> list:
+        return []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, request, on_progress, cancel) -> DreamResult:
+        image = request.image.resize((96, 64))
+        return DreamResult(
+            image=image, octaves=[image], losses=[[0.0]], params=request.params, seconds=0.1
+        )
+
+
+@pytest.mark.parametrize("model", ["mobilenetv2", "vgg19"])
+async def test_a_bot_on_any_documented_model_can_dream(tmp_path, cat_photo, model):
+    """.env.example offers DREAM_MODEL=mobilenetv2 or vgg19: each has a preset to dream with
+    (the engine itself is stood in for: their ImageNet weights can't be downloaded here)."""
+    async with FakeDiscord() as fake:
+        guild = fake.add_guild("Art")
+        bob = fake.add_member(guild, "bob")
+        await fake.start_bot(create_bot(settings_for(tmp_path, model=model), InstantDreams(model)))
+        image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+        inter = await fake.slash(guild, bob, "dream", {"image": image})
+        callback = await inter.wait_callback()
+        content = callback.data.get("content", "")
+        assert "inceptionv3" not in content, content
+        select = inter.original.components[0]["components"][0]
+        offered = [option["value"] for option in select["options"]]
+        picked = await fake.click(
+            guild, bob, inter.original, select["custom_id"], values=offered[:1]
+        )
+        await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=10)
 
 
 async def test_preset_autocomplete_lists_presets_with_descriptions(world):

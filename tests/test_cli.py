@@ -86,7 +86,7 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--step", "5"], "step must be in (0, 1]"),
         (["{photo}", "--octaves", "0"], "octaves must be in [1, 10]"),
         (["{photo}", "--max-loss", "nan"], "max_loss"),
-        (["{photo}", "--model", "vgg19"], "give --layers"),
+        (["{photo}", "--model", "vgg19", "--preset", "balanced"], "give --layers"),
         (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
         (["{photo}", "--target", "golden retreiver"], "did you mean golden retriever"),
         (["{photo}", "--target", "x" * 500], "target: at most 100 characters"),

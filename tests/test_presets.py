@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dream_engine import ParamError, get_preset, list_presets, load_preset
+from dream_engine.models import MODELS
 from dream_engine.presets import default_preset_for, presets_dir
 
 SHIPPED = sorted(path.stem for path in presets_dir().glob("*.toml"))
@@ -134,6 +135,8 @@ def test_a_broken_file_does_not_hide_the_others(tmp_path):
 def test_each_model_gets_a_default_preset_of_its_own(tmp_path):
     assert default_preset_for("inceptionv3") == "balanced"
     assert default_preset_for("dogs") == "dogs-dream"  # the first of the dogs presets
+    for model in MODELS:  # DREAM_MODEL may be any of them: the bot needs one to dream with
+        assert get_preset(default_preset_for(model)).model == model
     # A folder holding only the dogs presets does not need balanced.toml for them.
     for path in presets_dir().glob("dogs-*.toml"):
         (tmp_path / path.name).write_text(path.read_text())
