@@ -335,7 +335,8 @@ class DreamCog(commands.Cog):
         iterations="Steps per octave (1-1000), overrides the preset",
         max_loss="Stop an octave once its loss passes this",
         layers="Layer weights, e.g. mixed3=0.5,mixed4=1 (none: only channels or a target)",
-        seed="Random seed (same seed, same dream)",
+        jitter="Random shift of the image each step, in px (0-256), overrides the preset",
+        seed="Seed for the random shifts (with jitter: same seed, same dream)",
         target="A class to make the network find, e.g. golden retriever",
         channels="Single feature channels to dream, e.g. mixed4:97,mixed5:12",
         animate="Also post a GIF of the dream forming",
@@ -352,6 +353,7 @@ class DreamCog(commands.Cog):
         iterations: app_commands.Range[int, 1, 1000] | None = None,
         max_loss: app_commands.Range[float, 0.001, 1000000.0] | None = None,
         layers: app_commands.Range[str, 1, 500] | None = None,
+        jitter: app_commands.Range[int, 0, 256] | None = None,
         seed: app_commands.Range[int, 0, 2147483647] | None = None,
         target: app_commands.Range[str, 1, 100] | None = None,
         channels: app_commands.Range[str, 1, 500] | None = None,
@@ -359,8 +361,8 @@ class DreamCog(commands.Cog):
     ) -> None:
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
-            "iterations": iterations, "max_loss": max_loss, "seed": seed, "layers": layers,
-            "target": target, "channels": channels,
+            "iterations": iterations, "max_loss": max_loss, "jitter": jitter, "seed": seed,
+            "layers": layers, "target": target, "channels": channels,
         }  # fmt: skip
         source = ImageSource.unsaved(
             url=image.url, filename=image.filename, size=image.size,
@@ -452,6 +454,11 @@ class DreamCog(commands.Cog):
             if isinstance(overrides.get("channels"), str):
                 overrides = {**overrides, "channels": parse_channels(overrides["channels"])}
             params = preset.params.replace(**overrides)
+            if overrides.get("seed") is not None and params.jitter == 0:
+                raise ParamError(
+                    "seed: a seed only changes the random shifts (jitter), and they are off "
+                    f"in {preset.name}; give jitter too, e.g. jitter:32."
+                )
             made = tuple(variants(preset, params)) if variants else ()
             check_upload(
                 source.size,

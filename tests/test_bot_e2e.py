@@ -103,12 +103,30 @@ async def test_without_a_preset_the_dropdown_starts_the_dream(world, cat_photo):
     assert "one-octave" in result.embeds[0]["title"]
 
 
+async def test_seeds_move_the_jitter_and_are_refused_without_it(world, cat_photo):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    quick = {"image": image, "preset": "one-octave", "iterations": 3}
+    refused = await fake.slash(guild, bob, "dream", {**quick, "seed": 1})
+    said = await refused.wait_callback()
+    assert said.ephemeral and "give jitter too" in said.data["content"]
+    assert len(bot.queue) == 0 and not bot.queue.running()
+    dreams = []
+    for seed in (1, 2):
+        inter = await fake.slash(guild, bob, "dream", {**quick, "jitter": 16, "seed": seed})
+        result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        with Image.open(io.BytesIO(result.files[0].data)) as dreamed:
+            dreams.append(np.asarray(dreamed.convert("RGB"), dtype=np.int16))
+    assert np.abs(dreams[0] - dreams[1]).max() > 0  # another seed, other shifts, another dream
+
+
 async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_photo):
     """Options given without a preset wait for the pick; "Dream again with…" starts fresh."""
     fake, _bot, guild = world
     bob = fake.add_member(guild, "bob")
     image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
-    asked = {"image": image, "octaves": 2, "iterations": 2, "seed": 7, "gallery": True}
+    asked = {"image": image, "octaves": 2, "iterations": 2, "jitter": 8, "seed": 7, "gallery": True}
     inter = await fake.slash(guild, bob, "dream", asked)
     await inter.wait_callback()
     menu = inter.original
@@ -117,8 +135,8 @@ async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_phot
     result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
     fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
     changed = fields["Changed from preset"]
-    assert all(f"{name}={value}" in changed for name, value in
-               {"octaves": 2, "iterations": 2, "seed": 7}.items()), changed  # fmt: skip
+    wanted = {"octaves": 2, "iterations": 2, "jitter": 8, "seed": 7}
+    assert all(f"{name}={value}" in changed for name, value in wanted.items()), changed
     gallery = [f.filename for m in await picked.wait_followups(1, timeout=DREAM) for f in m.files]
     assert len(gallery) == 2 and all(name.startswith("octave-") for name in gallery)
 
