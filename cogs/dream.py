@@ -396,11 +396,12 @@ class DreamCog(commands.Cog):
         return target_choices(self.bot, current)
 
     async def dream_this(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Message context menu: pick a preset for an image someone posted."""
-        attachment = next(
-            (a for a in message.attachments if (a.content_type or "image/").startswith("image/")),
-            None,
-        )
+        """Message context menu: pick a preset for an image someone posted (the first
+        attachment the bot can take: an SVG or an oversized file before a photo is skipped)."""
+        images = [
+            a for a in message.attachments if (a.content_type or "image/").startswith("image/")
+        ]
+        attachment = next((a for a in images if self._takes(a)), images[0] if images else None)
         if attachment is None:
             await interaction.response.send_message(
                 "That message has no image attached. Use it on a message with a picture.",
@@ -420,6 +421,17 @@ class DreamCog(commands.Cog):
             view=picker_view(self.bot, source.id, "Pick a preset"),
             ephemeral=True,
         )
+
+    def _takes(self, attachment: discord.Attachment) -> bool:
+        """Whether an attachment passes the checks made before downloading."""
+        try:
+            check_upload(
+                attachment.size, attachment.content_type, attachment.filename,
+                self.bot.settings.max_upload_bytes,
+            )  # fmt: skip
+        except ImageError:
+            return False
+        return True
 
     # -- accepting a job -----------------------------------------------------------------
 

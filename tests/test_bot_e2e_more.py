@@ -103,6 +103,25 @@ async def test_dream_this_image_offers_presets_and_dreams(world, cat_photo):
         assert max(dream.size) == 160
 
 
+async def test_dream_this_image_skips_attachments_it_cannot_take_to_a_photo(world, cat_photo):
+    fake, _bot, guild = world
+    bob, eve = fake.add_member(guild, "bob"), fake.add_member(guild, "eve")
+    svg = fake.add_attachment(
+        "diagram.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"
+    )
+    photo = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    post = fake.add_message(guild.text_channel, eve, "a diagram, a photo", attachments=[svg, photo])
+    inter = await fake.context_menu(guild, bob, "Dream this image", post)
+    callback = await inter.wait_callback()
+    assert callback.ephemeral and "cat.png" in callback.data["content"]
+    assert callback.data.get("components")  # the preset dropdown, for the photo
+    only_svg = fake.add_message(guild.text_channel, eve, "a diagram", attachments=[svg])
+    refused = await (
+        await fake.context_menu(guild, bob, "Dream this image", only_svg)
+    ).wait_callback()
+    assert refused.ephemeral and "SVG" in refused.data["content"]  # why, when nothing fits
+
+
 async def test_dream_this_image_on_a_message_without_an_image_is_refused(world):
     fake, bot, guild = world
     bob = fake.add_member(guild, "bob")
