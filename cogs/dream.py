@@ -30,6 +30,7 @@ import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
+from discord.http import Route
 
 from cogs.common import (
     NO_MENTIONS,
@@ -572,7 +573,7 @@ class DreamCog(commands.Cog):
     async def _download(self, source: ImageSource) -> bytes:
         try:
             return await asyncio.wait_for(
-                self.bot.http.get_from_cdn(source.url), self.bot.settings.download_timeout
+                self._fetch(source.url), self.bot.settings.download_timeout
             )
         except TimeoutError:
             raise ImageError(
@@ -587,6 +588,24 @@ class DreamCog(commands.Cog):
                 "Downloading your image from Discord failed (the connection broke). "
                 "Please try again."
             ) from None
+
+    async def _fetch(self, url: str) -> bytes:
+        """The file at a CDN link. Discord's links are signed and expire after about a day,
+        while "Dream again with…" stays under a result for a week: an expired link (404)
+        is signed again once (POST /attachments/refresh-urls) and fetched anew."""
+        try:
+            return await self.bot.http.get_from_cdn(url)
+        except discord.NotFound:
+            route = Route("POST", "/attachments/refresh-urls")
+            answer = await self.bot.http.request(route, json={"attachment_urls": [url]})
+            fresh = next(
+                (link["refreshed"] for link in answer.get("refreshed_urls", [])
+                 if link.get("original") == url and link.get("refreshed") not in (None, url)),
+                None,
+            )  # fmt: skip
+            if fresh is None:
+                raise
+            return await self.bot.http.get_from_cdn(fresh)
 
     # -- showing a job ---------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 A Discord component's custom_id holds at most 100 characters: too short for an
 attachment URL, long enough for a row id. Rows older than `KEEP_SECONDS` are
-pruned; Discord's signed CDN links expire about then anyway.
+pruned. Discord's signed CDN links expire sooner (about a day); the bot asks Discord
+to sign an expired one again when it is used (`DreamCog._fetch`).
 """
 
 from __future__ import annotations

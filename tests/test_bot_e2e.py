@@ -413,3 +413,32 @@ async def test_a_dream_through_the_default_worker_process(tmp_path, cat_photo):
         with Image.open(io.BytesIO(result.files[0].data)) as dream:
             assert dream.size == (160, 107)
         assert bot.executor.worker_pid not in (None, os.getpid())
+
+
+async def test_dream_again_still_dreams_after_the_upload_link_expired(world, cat_photo):
+    """Discord's attachment links are signed and expire after about a day, while the dropdown
+    under a result lasts a week: an expired link is signed again and the image dreamed."""
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    eve = fake.add_member(guild, "eve")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(
+        guild, bob, "dream", {"image": image, "preset": "one-octave", "iterations": 1}
+    )
+    result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    fake.cdn_file(image).expire_links()  # a day later
+    again = result.components[0]["components"][0]
+    redone = await fake.click(guild, eve, result, again["custom_id"], values=["one-octave"])
+    await redone.wait_callback()
+    await redone.wait_for(
+        lambda calls: (
+            any((c.json or {}).get("flags") == 64 for c in calls)
+            or (redone.original is not None and bool(redone.original.embeds))
+        ),
+        timeout=DREAM,
+    )
+    private = [c.json.get("content") for c in redone.calls if (c.json or {}).get("flags") == 64]
+    assert not private, private
+    fresh = await redone.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    assert "one-octave" in fresh.embeds[0]["title"]
+    assert fake.cdn_file(image).downloads == 3  # the upload, the expired link, the fresh one

@@ -26,7 +26,9 @@ class Cdn:
         stored = self.state.files.get(int(request.match_info["file"]))
         status = (
             404
-            if stored is None or stored.filename != request.match_info["filename"]
+            if stored is None
+            or stored.filename != request.match_info["filename"]
+            or request.query.get("hm") not in stored.signatures  # an expired link
             else stored.status
         )
         if stored is not None:

@@ -262,6 +262,13 @@ class StoredFile:
     status: int = 200
     cut_off: bool = False
     downloads: int = 0
+    # The `hm` signatures whose links still work; Discord's signed links expire after
+    # about a day (`expire_links`), and POST /attachments/refresh-urls signs a new one.
+    signatures: set[str] = field(default_factory=set)
+
+    def expire_links(self) -> None:
+        """Every link handed out so far stops working, as a day after the upload."""
+        self.signatures.clear()
 
     def attachment(self) -> dict[str, Any]:
         payload: dict[str, Any] = {

@@ -53,6 +53,13 @@ class RestApi:
         add("GET", "/guilds/{guild}/channels", self.guild_channels)
         add("GET", "/guilds/{guild}/roles", self.guild_roles)
         add("GET", "/guilds/{guild}/members/{user}", self.get_member)
+        add("POST", "/attachments/refresh-urls", self.refresh_urls)
+
+    async def refresh_urls(self, req: Request) -> Reply:
+        """Signed CDN links expire; this signs them again (what Discord's endpoint does)."""
+        urls = (req.json or {}).get("attachment_urls") or []
+        refreshed = [{"original": url, "refreshed": self.state.refresh_link(url)} for url in urls]
+        return ok({"refreshed_urls": refreshed})
 
     # -- login ---------------------------------------------------------------
 

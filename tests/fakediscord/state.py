@@ -203,11 +203,9 @@ class State:
         )
         filename = re.sub(r"\s", "_", filename)  # Discord renames "my cat.png" to "my_cat.png"
         file_id = self.ids.next()
-        # Real CDN links are signed (?ex=&is=&hm=); code that parses them must cope.
         path = f"/attachments/{self.ids.next()}/{file_id}/{filename}"
-        query = (
-            f"?ex={int(time.time()) + 86400:x}&is={int(time.time()):x}&hm={secrets.token_hex(16)}&"
-        )
+        signature = secrets.token_hex(16)
+        query = _signed_query(signature)
         stored = StoredFile(
             id=file_id,
             filename=filename,
@@ -218,8 +216,19 @@ class State:
             size=len(data),
             description=description,
         )
+        stored.signatures.add(signature)
         self.files[file_id] = stored
         return stored
+
+    def refresh_link(self, url: str) -> str:
+        """A freshly signed link to the file `url` names (unknown files: `url` as is)."""
+        match = re.search(r"/attachments/\d+/(\d+)/([^/?]+)", url)
+        stored = self.files.get(int(match.group(1))) if match else None
+        if stored is None:
+            return url
+        signature = secrets.token_hex(16)
+        stored.signatures.add(signature)
+        return url.split("?", 1)[0] + _signed_query(signature)
 
     def cdn_file(self, attachment: dict[str, Any] | int) -> StoredFile:
         """The CDN entry of an attachment: tweak stall/status/size, read downloads."""
@@ -367,3 +376,9 @@ class State:
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         """Overridden by the server to dispatch to a connected bot."""
+
+
+def _signed_query(signature: str) -> str:
+    """Real CDN links are signed (?ex=&is=&hm=); code that parses them must cope."""
+    now = int(time.time())
+    return f"?ex={now + 86400:x}&is={now:x}&hm={signature}&"
