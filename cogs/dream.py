@@ -24,7 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -397,37 +399,32 @@ class DreamCog(commands.Cog):
         return target_choices(self.bot, current)
 
     async def dream_this(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Message context menu: pick a preset for an image someone posted (the first
-        attachment the bot can take: an SVG or an oversized file before a photo is skipped)."""
-        images = [
-            a for a in message.attachments if (a.content_type or "image/").startswith("image/")
-        ]
-        attachment = next((a for a in images if self._takes(a)), images[0] if images else None)
-        if attachment is None:
+        """Message context menu: pick a preset for an image someone posted: the first the
+        bot can take (an SVG or an oversized file before a photo is skipped), attached or
+        shown by an embed (a link's preview, another bot's picture)."""
+        found = _pictures_in(message, guild_id=interaction.guild_id, user_id=interaction.user.id)
+        source = next((s for s in found if self._takes(s)), found[0] if found else None)
+        if source is None:
             await interaction.response.send_message(
                 "That message has no image attached. Use it on a message with a picture.",
                 ephemeral=True,
             )
             return
-        source = ImageSource.unsaved(
-            url=attachment.url, filename=attachment.filename, size=attachment.size,
-            content_type=attachment.content_type, guild_id=interaction.guild_id,
-            user_id=interaction.user.id,
-        )  # fmt: skip
         if not await self._precheck(interaction, source, None, {}):
             return
         source = await self.bot.sources.save(source)
         await interaction.response.send_message(
-            f"Dream {attachment.filename} with which preset?",
+            f"Dream {source.filename} with which preset?",
             view=picker_view(self.bot, source.id, "Pick a preset"),
             ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
 
-    def _takes(self, attachment: discord.Attachment) -> bool:
-        """Whether an attachment passes the checks made before downloading."""
+    def _takes(self, source: ImageSource) -> bool:
+        """Whether a picture passes the checks made before downloading."""
         try:
             check_upload(
-                attachment.size, attachment.content_type, attachment.filename,
+                source.size, source.content_type, source.filename,
                 self.bot.settings.max_upload_bytes,
             )  # fmt: skip
         except ImageError:
@@ -966,6 +963,41 @@ class DreamCog(commands.Cog):
             embed.add_field(name="Notes", value="; ".join(notes)[:1024], inline=False)
         embed.set_footer(text=f"Requested by {dream_job.record.user_name}")
         return embed
+
+
+def _pictures_in(
+    message: discord.Message, *, guild_id: int | None, user_id: int
+) -> list[ImageSource]:
+    """The pictures of a message, attachments first, then what its embeds show. An embed's
+    picture is fetched through Discord's media proxy (`proxy_url`, which Discord itself
+    sets), never from the address the embed names; its size is learnt by downloading."""
+    found = [
+        ImageSource.unsaved(
+            url=a.url,
+            filename=a.filename,
+            size=a.size,
+            content_type=a.content_type,
+            guild_id=guild_id,
+            user_id=user_id,
+        )
+        for a in message.attachments
+        if (a.content_type or "image/").startswith("image/")
+    ]
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            if media.proxy_url:
+                name = PurePosixPath(urlsplit(media.url or media.proxy_url).path).name
+                found.append(
+                    ImageSource.unsaved(
+                        url=media.proxy_url,
+                        filename=name or "image",
+                        size=None,
+                        content_type=None,
+                        guild_id=guild_id,
+                        user_id=user_id,
+                    )
+                )
+    return found
 
 
 def _changed_for_all(checked: _Accepted) -> dict[str, Any]:

@@ -150,17 +150,19 @@ _CONTENT_FAMILY_NAMES = {
 }
 
 
-def check_upload(size_bytes: int, content_type: str | None, filename: str, max_bytes: int) -> None:
+def check_upload(
+    size_bytes: int | None, content_type: str | None, filename: str, max_bytes: int
+) -> None:
     """Refuse an attachment from its metadata alone, before downloading it.
 
     Catches what is certain without the bytes: empty, over `max_bytes`, or a
-    content type that is plainly not an image. An unknown type (missing, or
-    `application/octet-stream`) passes, and the file name's extension is not
-    trusted either way: `decode_image` has the final word.
+    content type that is plainly not an image. An unknown size (None: an embed's
+    picture) or type (missing, or `application/octet-stream`) passes, and the file
+    name's extension is not trusted either way: `decode_image` has the final word.
     """
-    if size_bytes <= 0:
+    if size_bytes is not None and size_bytes <= 0:
         raise EmptyFileError(f"“{filename}” is empty (0 bytes). {_ATTACH_HINT}")
-    if size_bytes > max_bytes:
+    if size_bytes is not None and size_bytes > max_bytes:
         size_text, limit_text = _megabytes(size_bytes, max_bytes)
         raise FileTooLargeError(
             f"“{filename}” is {size_text}; the limit is {limit_text}. "

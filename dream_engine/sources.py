@@ -27,7 +27,7 @@ class ImageSource:
     id: int | None  # None until saved: a job that is refused never costs a database write
     url: str
     filename: str
-    size: int
+    size: int | None  # bytes; None for an embed's picture, checked once downloaded
     content_type: str | None
     guild_id: int | None
     user_id: int
@@ -42,7 +42,7 @@ class ImageSource:
         *,
         url: str,
         filename: str,
-        size: int,
+        size: int | None,
         content_type: str | None,
         guild_id: int | None,
         user_id: int,

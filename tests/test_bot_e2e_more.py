@@ -122,6 +122,32 @@ async def test_dream_this_image_skips_attachments_it_cannot_take_to_a_photo(worl
     assert refused.ephemeral and "SVG" in refused.data["content"]  # why, when nothing fits
 
 
+async def test_dream_this_image_dreams_a_picture_shown_by_an_embed(world, cat_photo):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    artbot = fake.add_member(guild, "artbot", bot=True)
+    stored = fake.add_attachment("cat.png", png(cat_photo), "image/png")  # on Discord's proxy
+    picture = {"url": "https://example.com/cat.png", "proxy_url": stored["proxy_url"]}
+    link_preview = fake.add_message(
+        guild.text_channel, bob, "https://example.com/cat.png",
+        embeds=[{"type": "image", "url": "https://example.com/cat.png", "thumbnail": picture}],
+    )  # fmt: skip
+    bot_embed = fake.add_message(
+        guild.text_channel, artbot, "", embeds=[{"type": "rich", "title": "Art", "image": picture}]
+    )
+    for post in (link_preview, bot_embed):
+        inter = await fake.context_menu(guild, bob, "Dream this image", post)
+        callback = await inter.wait_callback()
+        assert callback.ephemeral and "cat.png" in callback.data["content"]
+    select = inter.original.components[0]["components"][0]
+    picked = await fake.click(
+        guild, bob, inter.original, select["custom_id"], values=["one-octave"]
+    )
+    result = await picked.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    assert "one-octave" in result.embeds[0]["title"]
+    assert not [request for request in fake.cdn_requests if "example.com" in request[1]]
+
+
 async def test_dream_this_image_on_a_message_without_an_image_is_refused(world):
     fake, bot, guild = world
     bob = fake.add_member(guild, "bob")

@@ -29,6 +29,7 @@ from dream_engine.guild_settings import (
     SettingsDefaults,
 )
 from dream_engine.jobs import GuildLimits
+from dream_engine.sources import ImageSource, ImageSourceStore
 
 DEFAULTS = SettingsDefaults(queue_size=10, user_limit=2, max_side=1024)
 GUILD_A, GUILD_B = 111, 222
@@ -507,3 +508,23 @@ async def test_bad_migration_files_are_refused(tmp_path, db_path, files, error):
 def test_missing_migrations_dir_says_so(tmp_path):
     with pytest.raises(MigrationError, match="installed with its SQL files"):
         discover_migrations(tmp_path / "nowhere")
+
+
+@pytest.mark.asyncio
+async def test_v6_lets_a_source_have_no_size_and_keeps_the_sources_saved_before(tmp_path, db_path):
+    before = migrations_copy(tmp_path, up_to=5)
+    old = ImageSourceStore(await open_database(db_path, before))
+    kept = await old.save(
+        ImageSource.unsaved(url="https://cdn/a.png", filename="a.png", size=1234,
+                            content_type="image/png", guild_id=GUILD_A, user_id=7)
+    )  # fmt: skip
+    await old.close()
+
+    store = await ImageSourceStore.open(db_path)  # every shipped migration: V6 too
+    shown = await store.save(  # an embed's picture: no size until it is downloaded
+        ImageSource.unsaved(url="https://media/b.png", filename="b.png", size=None,
+                            content_type=None, guild_id=GUILD_A, user_id=7)
+    )  # fmt: skip
+    assert (await store.get(kept.id)).size == 1234
+    assert (await store.get(shown.id)).size is None
+    await store.close()
