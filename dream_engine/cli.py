@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dream_engine.errors import UserError
 from dream_engine.executor import EngineConfig
@@ -50,8 +50,16 @@ GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # RGB images Pillow writes
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a bad flag is one line (`error: ...`, exit 2) like every
+    other mistake, not the usage block (`--help` still prints it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m dream_engine",
         description="DeepDream an image with InceptionV3 (or another model) from a preset. "
         "Comparisons: python -m dream_engine compare|layers|kinds --help.",

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from dream_engine.cli import (
+    OneLineParser,
     ProgressBar,
     add_engine_flags,
     add_param_flags,
@@ -46,7 +47,7 @@ DEFAULT_MAX_SIDE = 512  # every tile is a whole dream, and a grid shows them sma
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"python -m dream_engine {command}", description=DESCRIPTIONS[command]
     )
     if command == "kinds":

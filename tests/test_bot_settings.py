@@ -77,8 +77,13 @@ def test_bad_configuration_names_the_variable(env, words):
 
 def test_every_setting_is_documented_in_env_example():
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.M))
-    read = set(re.findall(r'"((?:DISCORD|DREAM)_\w+)"', (REPO / "bot.py").read_text()))
-    assert read <= documented
+    sources = [REPO / "bot.py", *(REPO / "dream_engine").glob("*.py")]  # presets_dir() too
+    read = {
+        name
+        for source in sources
+        for name in re.findall(r'"((?:DISCORD|DREAM)_\w+)"', source.read_text())
+    }
+    assert "DREAM_PRESETS" in read and read <= documented, read - documented
 
 
 def test_bot_without_a_token_exits_2_with_one_line(tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dream_engine.cli import main
 from tests.conftest import REPO
 
 
@@ -137,3 +138,19 @@ def test_offline_without_weights_exits_2_with_where_to_put_them(tmp_path, photo)
         in last
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["photo.png", "--octaves", "abc"],
+        ["photo.png", "--model", "resnet"],
+        ["compare", "photo.png", "--step", "big"],
+    ],
+)
+def test_a_bad_flag_value_is_one_line_too(argv, capsys):
+    with pytest.raises(SystemExit) as exited:  # argparse's own errors, not the usage block
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("error: argument "), err
