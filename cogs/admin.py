@@ -58,9 +58,11 @@ class DreamAdmin(
         value: app_commands.Range[int, QUEUE_SIZE_RANGE[0], QUEUE_SIZE_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, queue_size=value)
-        await self._reply(
-            interaction, settings, f"Up to {value} dreams may now wait in this server."
-        )
+        said = f"Up to {value} dreams may now wait in this server."
+        cap = self.bot.settings.max_queue
+        if value > cap:  # DREAM_MAX_QUEUE holds every server's line together
+            said += f" (The bot takes at most {cap} waiting across all its servers.)"
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(name="user-limit", description="How many dreams one member may hold")
     async def user_limit(
@@ -88,7 +90,12 @@ class DreamAdmin(
         self,
         interaction: discord.Interaction,
         action: Literal["add", "remove", "clear"],
-        channel: discord.TextChannel | None = None,
+        # Forum posts and voice-channel chats run commands too: their channel is what counts.
+        channel: discord.TextChannel
+        | discord.ForumChannel
+        | discord.VoiceChannel
+        | discord.StageChannel
+        | None = None,
     ) -> None:
         store, guild_id = self.bot.guild_settings, interaction.guild_id
         if action == "clear":
@@ -102,10 +109,25 @@ class DreamAdmin(
             return
         if action == "add":
             settings = await store.add_channel(guild_id, channel.id)
+            await self._reply(
+                interaction, settings, f"{channel.mention} added to the dream channels."
+            )
+            return
+        listed = channel.id in (await store.get(guild_id)).channels
+        settings = await store.remove_channel(guild_id, channel.id)
+        if not listed:
+            said = f"{channel.mention} was not a dream channel; nothing changed."
+        elif not settings.channels:
+            said = f"{channel.mention} removed: no channel is listed, so /dream works everywhere."
         else:
-            settings = await store.remove_channel(guild_id, channel.id)
-        done = "added to" if action == "add" else "removed from"
-        await self._reply(interaction, settings, f"{channel.mention} {done} the dream channels.")
+            said = f"{channel.mention} removed from the dream channels."
+        await self._reply(interaction, settings, said)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A deleted dream channel leaves the list, or members would be sent to it."""
+        if channel.id in (await self.bot.guild_settings.get(channel.guild.id)).channels:
+            await self.bot.guild_settings.remove_channel(channel.guild.id, channel.id)
 
     @app_commands.command(name="show", description="Show this server's dream settings")
     async def show(self, interaction: discord.Interaction) -> None:

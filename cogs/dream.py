@@ -450,6 +450,9 @@ class DreamCog(commands.Cog):
             )
             # In a thread, the parent channel is the one an admin allowed.
             channel_id = getattr(interaction.channel, "parent_id", None) or interaction.channel_id
+            if settings and interaction.guild is not None:  # deleted while the bot was away
+                alive = {c for c in settings.channels if interaction.guild.get_channel(c)}
+                settings = replace(settings, channels=frozenset(alive))
             if settings and channel_id and not settings.allows_channel(channel_id):
                 where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
                 raise UserError(f"Dreams are not made in this channel here. Try {where}.")

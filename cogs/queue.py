@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import ordinal
+from cogs.common import is_guild_admin, ordinal
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -49,12 +49,25 @@ class QueueCog(commands.Cog):
 
     @cancel.autocomplete("job")
     async def _job_autocomplete(self, interaction: discord.Interaction, current: str):
+        """The caller's dreams here; for an admin, every dream of this server, with whose."""
+        queue = self.bot.queue
+        if interaction.guild_id is not None and is_guild_admin(interaction):
+            jobs = [
+                job
+                for job in [*queue.running(), *queue.waiting()]
+                if job.guild_id == interaction.guild_id
+            ]
+        else:
+            jobs = [
+                status.job for status in queue.jobs_of(interaction.user.id, interaction.guild_id)
+            ]
         return [
             app_commands.Choice(
-                name=f"{status.job.id}: {status.job.payload.name}"[:100], value=status.job.id
+                name=f"{job.id}: {job.payload.name} ({job.payload.record.user_name})"[:100],
+                value=job.id,
             )
-            for status in self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
-            if status.job.id.startswith(current.strip())
+            for job in jobs
+            if job.id.startswith(current.strip())
         ][:25]
 
 
