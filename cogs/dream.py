@@ -467,7 +467,7 @@ class DreamCog(commands.Cog):
             if isinstance(overrides.get("channels"), str):
                 overrides = {**overrides, "channels": parse_channels(overrides["channels"])}
             params = preset.params.replace(**overrides)
-            if overrides.get("seed") is not None and params.jitter == 0:
+            if overrides.get("seed") is not None and not params.seed_matters:
                 raise ParamError(
                     "seed: a seed only changes the random shifts (jitter), and they are off "
                     f"in {preset.name}; give jitter too, e.g. jitter:32."

@@ -130,6 +130,12 @@ class DreamParams:
             changes["target"] = None  # an empty target clears a preset's
         return dataclasses.replace(self, **changes).validate()
 
+    @property
+    def seed_matters(self) -> bool:
+        """The seed only draws the random shifts (jitter): without them it changes nothing,
+        so a seed asked for alone is refused rather than silently ignored."""
+        return self.jitter > 0
+
     def active_layers(self) -> dict[str, float]:
         """Layers with a non-zero weight, in the model's depth order."""
         order = get_model_spec(self.model).layers

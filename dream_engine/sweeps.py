@@ -434,7 +434,7 @@ def _check_count(count: int, max_variants: int, what: str) -> None:
 def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
     """Knobs that change nothing on this base would give identical pictures captioned as
     different ones: say what makes them matter instead."""
-    if "seed" in names and "jitter" not in names and base.jitter == 0:
+    if "seed" in names and "jitter" not in names and not base.seed_matters:
         raise ParamError(
             "vary: seed only changes the random shifts (jitter), and they are off here; "
             "turn them on too, e.g. seed=1,2;jitter=32."
@@ -466,7 +466,7 @@ def _what_is_dreamed(params: DreamParams) -> tuple:
     return (
         params.model, params.step, params.octaves, params.iterations, params.max_loss,
         params.octave_scale if params.octaves > 1 else None,
-        params.jitter, params.seed if params.jitter else None,
+        params.jitter, params.seed if params.seed_matters else None,
         tuple(params.active_layers().items()),
         tuple((layer, tuple(sorted(chosen.items())))
               for layer, chosen in params.active_channels().items()),
