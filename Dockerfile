@@ -26,7 +26,7 @@ RUN pip install --no-cache-dir ".${EXTRAS}" && pip install --no-cache-dir --no-d
 # and point DREAM_WEIGHTS at it (or DREAM_WEIGHTS=random to try the set-up).
 ARG WEIGHTS=imagenet
 RUN mkdir -p /opt/keras && if [ "$WEIGHTS" != none ]; then \
-    python -c "from dream_engine.models import load_backbone, load_head; \
+    python -c "from dream_engine.core.models import load_backbone, load_head; \
 load_backbone('inceptionv3'); load_head('inceptionv3')"; fi \
     && chmod -R a+rX /opt/keras
 

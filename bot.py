@@ -23,24 +23,24 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from dream_engine.database import MigrationError
+from dream_engine.core.models import MODELS
+from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
+from dream_engine.core.presets import default_preset_for, load_preset
 from dream_engine.errors import UserError
-from dream_engine.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
-from dream_engine.guild_settings import (
+from dream_engine.media.images import DEFAULT_MAX_PIXELS
+from dream_engine.runtime.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
+from dream_engine.service.database import MigrationError
+from dream_engine.service.guild_settings import (
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,
     GuildSettingsStore,
     SettingsDefaults,
 )
-from dream_engine.images import DEFAULT_MAX_PIXELS
-from dream_engine.job_store import JobStore
-from dream_engine.jobs import GuildLimits, JobQueue
-from dream_engine.models import MODELS
-from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
-from dream_engine.presets import default_preset_for, load_preset
-from dream_engine.sources import ImageSourceStore
-from dream_engine.sweeps import VARIANTS_RANGE
+from dream_engine.service.job_store import JobStore
+from dream_engine.service.queue import GuildLimits, JobQueue
+from dream_engine.service.sources import ImageSourceStore
+from dream_engine.study.sweeps import VARIANTS_RANGE
 
 log = logging.getLogger("dreambot")
 
@@ -288,7 +288,7 @@ def build_executor(settings: Settings) -> Executor:
     if settings.executor == "thread":
         return LocalExecutor(config)
     if settings.executor == "ray":
-        from dream_engine.ray_supervisor import SupervisedRayExecutor  # Ray: in its driver
+        from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor  # Ray: in its driver
 
         return SupervisedRayExecutor(
             config,
@@ -301,7 +301,7 @@ def build_executor(settings: Settings) -> Executor:
             recycle_after=settings.worker_recycle,
             reconnect_seconds=settings.ray_reconnect,
         )
-    from dream_engine.worker_process import ProcessExecutor
+    from dream_engine.runtime.process import ProcessExecutor
 
     return ProcessExecutor(
         config, job_timeout=settings.job_timeout, recycle_after=settings.worker_recycle

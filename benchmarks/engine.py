@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dream_engine.params import DEFAULT_TILE_SIZE
+from dream_engine.core.params import DEFAULT_TILE_SIZE
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = (
@@ -430,7 +430,7 @@ def run_sweep_case(case: Case) -> list[Record]:
     one engine in this process against a fresh engine per variant (model build and
     trace per run, without the process start), so `--quick` stays quick.
     """
-    from dream_engine.models import get_model_spec
+    from dream_engine.core.models import get_model_spec
 
     params = bench_params(case).replace(iterations=case.steps)
     steps = SWEEP_STEPS[: case.variants]
@@ -462,7 +462,7 @@ def _sweep_in_library(
     case: Case, params: Any, of: str, steps: tuple[float, ...], sheet: tuple[str, ...]
 ) -> tuple[float, list[float]]:
     from dream_engine import DreamEngine
-    from dream_engine.sweeps import Variant, layer_variants, run_sweep
+    from dream_engine.study.sweeps import Variant, layer_variants, run_sweep
 
     image = noise_image(case.sizes[0])
     if of == "compare":

@@ -52,9 +52,9 @@ from typing import Any
 from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
-from dream_engine.executor import EngineConfig, Executor, LocalExecutor
-from dream_engine.jobs import GuildQueueFull, Job, QueueFull, UserLimitReached
-from dream_engine.presets import load_preset
+from dream_engine.core.presets import load_preset
+from dream_engine.runtime.executor import EngineConfig, Executor, LocalExecutor
+from dream_engine.service.queue import GuildQueueFull, Job, QueueFull, UserLimitReached
 from tests.fakediscord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 
 ACK_DEADLINE = 3.0  # Discord's window for the first response to an interaction

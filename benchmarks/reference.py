@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from dream_engine.models import get_model_spec, load_backbone
-from dream_engine.params import DreamParams
+from dream_engine.core.models import get_model_spec, load_backbone
+from dream_engine.core.params import DreamParams
 
 
 class ReferenceDreamer:

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dream_engine.executor import DreamRequest, EngineConfig
-from dream_engine.params import DreamParams
+from dream_engine.core.params import DreamParams
+from dream_engine.runtime.executor import DreamRequest, EngineConfig
 
 
 async def run(executor: Any, jobs: int, params: DreamParams, side: int) -> Timing:
@@ -85,7 +85,7 @@ async def timed(make: Callable[[], Any], jobs: int, params: DreamParams, side: i
 
 
 def local_executor() -> Any:
-    from dream_engine.worker_process import ProcessExecutor
+    from dream_engine.runtime.process import ProcessExecutor
 
     return ProcessExecutor(EngineConfig("inceptionv3", "random"))
 
@@ -94,7 +94,7 @@ def ray_executor(address: str, workers: int) -> Callable[[], Any]:
     """The bot's Ray executor (Ray in its driver process), joining the local Ray here."""
 
     def make() -> Any:
-        from dream_engine.ray_supervisor import SupervisedRayExecutor
+        from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor
 
         config = EngineConfig("inceptionv3", "random")
         return SupervisedRayExecutor(config, address=address, max_workers=workers, worker_cpus=1)

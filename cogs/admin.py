@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, is_guild_admin
 from dream_engine.errors import UserError
-from dream_engine.guild_settings import (
+from dream_engine.service.guild_settings import (
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,

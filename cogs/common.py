@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from dream_engine.classes import has_classes, search
-from dream_engine.presets import list_presets
+from dream_engine.core.classes import has_classes, search
+from dream_engine.core.presets import list_presets
 
 if TYPE_CHECKING:
     from bot import DreamBot

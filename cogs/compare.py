@@ -4,7 +4,7 @@ A comparison is one job like any dream: it waits in the same fair queue, counts
 once against the member's limit, shows one progress bar (variant, octave,
 step) and survives a restart. The variants are made and checked here, before
 anything is queued, so a typo in `vary:` is a private one-line answer; the
-dreaming and the grid happen on the executor (`dream_engine.sweeps`).
+dreaming and the grid happen on the executor (`dream_engine.study.sweeps`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,17 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices
+from dream_engine.core.params import DreamParams
+from dream_engine.core.presets import Preset, default_preset_for
 from dream_engine.errors import ParamError
-from dream_engine.params import DreamParams
-from dream_engine.presets import Preset, default_preset_for
-from dream_engine.sources import ImageSource
-from dream_engine.sweeps import VARY_SYNTAX, Variant, layer_variants, parse_vary, preset_variants
+from dream_engine.service.sources import ImageSource
+from dream_engine.study.sweeps import (
+    VARY_SYNTAX,
+    Variant,
+    layer_variants,
+    parse_vary,
+    preset_variants,
+)
 
 if TYPE_CHECKING:
     from bot import DreamBot

@@ -45,22 +45,22 @@ from cogs.common import (
     target_choices,
 )
 from cogs.replies import JobReply
-from dream_engine.animation import encode_gif_to_fit, suggest_frame_every
+from dream_engine.core.params import DreamParams, parse_channels, parse_layers
+from dream_engine.core.presets import DEFAULT_PRESET, Preset, default_preset_for, get_preset
 from dream_engine.errors import DreamCancelled, ImageError, ParamError, UserError
-from dream_engine.executor import DreamFailed, DreamRequest
-from dream_engine.images import check_upload, decode_image, encode_to_fit
-from dream_engine.job_store import JobRecord
-from dream_engine.jobs import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
-from dream_engine.params import DreamParams, parse_channels, parse_layers
-from dream_engine.presets import DEFAULT_PRESET, Preset, default_preset_for, get_preset
-from dream_engine.sources import ImageSource
-from dream_engine.sweeps import Variant
+from dream_engine.media.animation import encode_gif_to_fit, suggest_frame_every
+from dream_engine.media.images import check_upload, decode_image, encode_to_fit
+from dream_engine.runtime.executor import DreamFailed, DreamRequest
+from dream_engine.service.job_store import JobRecord
+from dream_engine.service.queue import CancelOutcome, GuildLimits, Job, JobState, QueueClosed
+from dream_engine.service.sources import ImageSource
+from dream_engine.study.sweeps import Variant
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from bot import DreamBot
-    from dream_engine.results import DreamResult, Progress
+    from dream_engine.core.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 

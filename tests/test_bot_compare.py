@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from bot import create_bot
-from dream_engine.executor import EngineConfig, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig, LocalExecutor
 from tests.fakediscord import FakeDiscord
 from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from bot import create_bot
-from dream_engine.results import DreamResult
+from dream_engine.core.results import DreamResult
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
 from tests.test_durable_jobs import GatedExecutor

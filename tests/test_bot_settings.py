@@ -77,7 +77,7 @@ def test_bad_configuration_names_the_variable(env, words):
 
 def test_every_setting_is_documented_in_env_example():
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.M))
-    sources = [REPO / "bot.py", *(REPO / "dream_engine").glob("*.py")]  # presets_dir() too
+    sources = [REPO / "bot.py", *(REPO / "dream_engine").rglob("*.py")]  # presets_dir() too
     read = {
         name
         for source in sources

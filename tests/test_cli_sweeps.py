@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dream_engine.cli import main
+from dream_engine.cli.main import main
 from tests.test_cli import run_cli
 
 QUICK = ["--weights", "random", "--iterations", "1", "--octaves", "1", "--max-side", "120"]

@@ -374,7 +374,7 @@ class HeldDreams:
     async def submit(self, request, on_progress, cancel):
         from PIL import Image
 
-        from dream_engine.results import DreamResult
+        from dream_engine.core.results import DreamResult
 
         await self.go.wait()
         image = Image.new("RGB", (64, 48), "purple")
@@ -414,7 +414,7 @@ async def test_a_new_job_id_never_collides_with_a_saved_finished_job(
     """Job ids are 8 hex digits checked against the queue in memory, while the jobs table
     keeps finished jobs for a week: a fresh id may equal a saved one after a restart. The
     collision is forced here; the member must not be told "I could not save this dream"."""
-    import dream_engine.jobs as jobs_module
+    import dream_engine.service.queue as jobs_module
 
     settings = settings_for(tmp_path)
     held = HeldDreams()

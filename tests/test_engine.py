@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dream_engine import DreamCancelled, DreamParams, ImageError, ParamError, load_preset
-from dream_engine.engine import Progress, octave_shapes
+from dream_engine.core.engine import Progress, octave_shapes
 
 FAST = DreamParams(
     layers={"mixed3": 1.0, "mixed5": 0.5},

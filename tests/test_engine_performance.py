@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine import DreamEngine, DreamParams, ParamError, load_preset
-from dream_engine.engine import _Objective
+from dream_engine.core.engine import _Objective
 
 
 @pytest.fixture(scope="module")

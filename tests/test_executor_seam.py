@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 from bot import Settings
 from cogs.admin import workers_text
-from dream_engine.executor import EngineConfig, LocalExecutor
-from dream_engine.jobs import GuildLimits, JobQueue
-from dream_engine.worker_process import ProcessExecutor
+from dream_engine.runtime.executor import EngineConfig, LocalExecutor
+from dream_engine.runtime.process import ProcessExecutor
+from dream_engine.service.queue import GuildLimits, JobQueue
 from tests.conftest import REPO
 
 
@@ -27,7 +27,7 @@ def test_only_ray_cluster_imports_ray():
         for path in sources
         if re.search(r"^\s*(import ray|from ray)\b", path.read_text(), re.M)
     ]
-    assert importing == ["dream_engine/ray_cluster.py"]
+    assert importing == ["dream_engine/runtime/ray_cluster.py"]
 
 
 def test_the_default_bot_does_not_load_ray():
@@ -75,7 +75,7 @@ def test_the_ray_bot_loads_ray_only_in_its_driver_process():
 
 
 def test_a_ray_executor_without_its_cluster_says_so_in_status():
-    from dream_engine.ray_supervisor import SupervisedRayExecutor
+    from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor
 
     executor = SupervisedRayExecutor(
         EngineConfig("inceptionv3", "random"), address="ray://head:10001"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from dream_engine.folding import PassThrough, fold_batch_norm
-from dream_engine.models import MODELS, load_backbone
+from dream_engine.core.folding import PassThrough, fold_batch_norm
+from dream_engine.core.models import MODELS, load_backbone
 
 
 def batch_norms(model) -> list:

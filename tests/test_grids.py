@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dream_engine.grids import MIN_FONT, balanced_columns, compose_grid, font, wrap
+from dream_engine.media.grids import MIN_FONT, balanced_columns, compose_grid, font, wrap
 
 COLOURS = [(220, 30, 30), (30, 160, 60), (40, 60, 220), (230, 200, 20), (160, 40, 200)]
 SIZES = [(300, 200), (120, 160), (200, 100), (90, 90), (400, 300)]

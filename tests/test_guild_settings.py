@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dream_engine.database import (
+from dream_engine.errors import ParamError
+from dream_engine.service.database import (
     MIGRATIONS_DIR,
     MigrationError,
     apply_migrations,
@@ -18,8 +19,7 @@ from dream_engine.database import (
     open_database,
     schema_version,
 )
-from dream_engine.errors import ParamError
-from dream_engine.guild_settings import (
+from dream_engine.service.guild_settings import (
     MAX_CHANNELS,
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
@@ -28,8 +28,8 @@ from dream_engine.guild_settings import (
     GuildSettingsStore,
     SettingsDefaults,
 )
-from dream_engine.jobs import GuildLimits
-from dream_engine.sources import ImageSource, ImageSourceStore
+from dream_engine.service.queue import GuildLimits
+from dream_engine.service.sources import ImageSource, ImageSourceStore
 
 DEFAULTS = SettingsDefaults(queue_size=10, user_limit=2, max_side=1024)
 GUILD_A, GUILD_B = 111, 222
@@ -399,7 +399,7 @@ async def test_describe_marks_defaults(db_path):
 
 
 def test_shipped_migrations_are_found_next_to_the_package():
-    assert MIGRATIONS_DIR.parent == Path(__file__).parent.parent / "dream_engine"
+    assert MIGRATIONS_DIR.parent == Path(__file__).parent.parent / "dream_engine" / "service"
     assert MIGRATIONS_DIR.name == "migrations"
     shipped = discover_migrations()
     assert shipped[0].path.name == "V1__guild_settings.sql"

@@ -1,4 +1,4 @@
-"""Behaviour of `dream_engine.images`: every upload in, every result out.
+"""Behaviour of `dream_engine.media.images`: every upload in, every result out.
 
 All fixtures are generated here with Pillow and numpy; no binary files.
 """
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
 from dream_engine.errors import ImageError, UserError
-from dream_engine.images import (
+from dream_engine.media.images import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_SIDE,
     SUPPORTED_FORMATS,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from dream_engine.job_store import MAX_INTERRUPTIONS, JobRecord, JobStore
-from dream_engine.jobs import JobState
-from dream_engine.params import DreamParams
-from dream_engine.sweeps import Variant
+from dream_engine.core.params import DreamParams
+from dream_engine.service.job_store import MAX_INTERRUPTIONS, JobRecord, JobStore
+from dream_engine.service.queue import JobState
+from dream_engine.study.sweeps import Variant
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

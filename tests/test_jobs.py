@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dream_engine.errors import UserError
-from dream_engine.jobs import (
+from dream_engine.service.queue import (
     CancelOutcome,
     GuildLimits,
     GuildQueueFull,

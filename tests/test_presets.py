@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dream_engine import ParamError, get_preset, list_presets, load_preset
-from dream_engine.models import MODELS
-from dream_engine.presets import default_preset_for, presets_dir
+from dream_engine.core.models import MODELS
+from dream_engine.core.presets import default_preset_for, presets_dir
 
 SHIPPED = sorted(path.stem for path in presets_dir().glob("*.toml"))
 STUDY_VARIANTS = {

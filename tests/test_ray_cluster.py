@@ -25,14 +25,14 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from bot import Settings, create_bot  # noqa: E402
+from dream_engine.core.params import DreamParams  # noqa: E402
+from dream_engine.core.results import Progress  # noqa: E402
 from dream_engine.errors import DreamCancelled  # noqa: E402
-from dream_engine.executor import DreamRequest, EngineConfig, ExecutorUnavailable  # noqa: E402
-from dream_engine.params import DreamParams  # noqa: E402
-from dream_engine.ray_cluster import RayExecutor  # noqa: E402
-from dream_engine.ray_supervisor import SupervisedRayExecutor  # noqa: E402
-from dream_engine.results import Progress  # noqa: E402
-from dream_engine.sweeps import Variant  # noqa: E402
-from dream_engine.worker_process import DreamTimedOut, WorkerCrashed  # noqa: E402
+from dream_engine.runtime.executor import DreamRequest, EngineConfig, ExecutorUnavailable  # noqa: E402
+from dream_engine.runtime.process import DreamTimedOut, WorkerCrashed  # noqa: E402
+from dream_engine.runtime.ray_cluster import RayExecutor  # noqa: E402
+from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor  # noqa: E402
+from dream_engine.study.sweeps import Variant  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
 from tests.test_bot_e2e import png, settings_for  # noqa: E402

@@ -29,7 +29,7 @@ import pytest
 pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from bot import DreamBot, create_bot
-from dream_engine.executor import ExecutorUnavailable
+from dream_engine.runtime.executor import ExecutorUnavailable
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import png, settings_for
 from tests.test_ray_cluster import WAIT, eventually

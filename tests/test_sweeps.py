@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from dream_engine import DreamCancelled, DreamParams, ParamError, Progress, load_preset
-from dream_engine.kinds import KINDS, kind_images, run_kinds, sample_photo
-from dream_engine.models import MODELS
-from dream_engine.sweeps import (
+from dream_engine.core.models import MODELS
+from dream_engine.study.kinds import KINDS, kind_images, run_kinds, sample_photo
+from dream_engine.study.sweeps import (
     MAX_VARIANTS,
     Variant,
     describe_changes,
@@ -343,7 +343,7 @@ def test_run_kinds_shows_inputs_above_their_dreams(inception_engine):
 
 
 def test_the_grid_title_names_each_shared_setting_once():
-    from dream_engine.sweeps import describe_common
+    from dream_engine.study.sweeps import describe_common
 
     title = describe_common(parse_vary("target=Pug,Samoyed", load_preset("dogs-dream")))
     assert title.startswith("same for all: dogs, step=")

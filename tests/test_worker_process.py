@@ -26,12 +26,11 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from dream_engine.core.params import DreamParams
+from dream_engine.core.results import DreamResult, Progress
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
-from dream_engine.executor import DreamFailed, DreamRequest, EngineConfig
-from dream_engine.params import DreamParams
-from dream_engine.results import DreamResult, Progress
-from dream_engine.sweeps import parse_vary
-from dream_engine.worker_process import (
+from dream_engine.runtime.executor import DreamFailed, DreamRequest, EngineConfig
+from dream_engine.runtime.process import (
     DreamTimedOut,
     ProcessExecutor,
     WorkerCrashed,
@@ -42,6 +41,7 @@ from dream_engine.worker_process import (
     plan_oom_retry,
     run_job,
 )
+from dream_engine.study.sweeps import parse_vary
 from tests.conftest import REPO
 
 FAST = DreamParams(layers={"mixed3": 1.0}, octaves=2, iterations=10, max_loss=1e6)
@@ -115,7 +115,7 @@ async def test_a_dream_comes_back_whole_with_progress_in_order_on_the_loop(execu
 
 @module_loop
 async def test_a_comparison_runs_in_the_worker_as_one_job_with_one_bar(executor):
-    from dream_engine.sweeps import parse_vary
+    from dream_engine.study.sweeps import parse_vary
 
     variants = tuple(parse_vary("step=0.005,0.05", FAST))
     seen: list[Progress] = []
@@ -345,7 +345,7 @@ def test_the_worker_does_not_import_the_parents_main_script(tmp_path):
             if __name__ == "__mp_main__":
                 sys.exit(3)  # spawn re-ran this script in the child
             import multiprocessing, time
-            from dream_engine.worker_process import _main_module_hidden
+            from dream_engine.runtime.process import _main_module_hidden
 
             def child_exit_code(hide: bool) -> int:
                 process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))

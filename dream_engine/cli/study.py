@@ -8,7 +8,7 @@
 Each takes the main command's flags (`--preset`, `--step`..., `--weights`,
 `--max-side`...) as the settings every tile shares, runs on one engine, shows
 one progress bar, and follows the same exit rule: 0, or 2 with one line.
-`cli.main` dispatches here on the first argument.
+`main.py` dispatches here on the first argument.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dream_engine.cli import (
+from dream_engine.cli.flags import (
     OneLineParser,
     ProgressBar,
     add_engine_flags,
@@ -28,11 +28,11 @@ from dream_engine.cli import (
     resolve_params,
     save_image,
 )
+from dream_engine.core.models import get_model_spec
+from dream_engine.core.params import parse_layers
+from dream_engine.core.presets import DEFAULT_PRESET, get_preset
 from dream_engine.errors import UserError
-from dream_engine.models import get_model_spec
-from dream_engine.params import parse_layers
-from dream_engine.presets import DEFAULT_PRESET, get_preset
-from dream_engine.sweeps import (
+from dream_engine.study.sweeps import (
     MAX_VARIANTS,
     VARIANTS_RANGE,
     VARY_SYNTAX,
@@ -79,7 +79,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def compare(args: argparse.Namespace) -> int:
     """One image, several variants: one parameter's values or several presets."""
-    from dream_engine.images import load_image_file
+    from dream_engine.media.images import load_image_file
 
     low, high = VARIANTS_RANGE
     if not low <= args.max_variants <= high:
@@ -122,7 +122,7 @@ def _sheet_layers(text: str | None) -> list[str] | None:
 
 def layers(args: argparse.Namespace) -> int:
     """One image, one tile per layer: what each depth of the network sees."""
-    from dream_engine.images import load_image_file
+    from dream_engine.media.images import load_image_file
 
     model = args.model or get_preset(args.preset or DEFAULT_PRESET).model
     sheet = _sheet_layers(args.layers) or list(get_model_spec(model).contact_sheet_layers())
@@ -140,8 +140,8 @@ def layers(args: argparse.Namespace) -> int:
 
 def kinds(args: argparse.Namespace) -> int:
     """Five kinds of start image dreamed alike, no upload needed."""
-    from dream_engine.images import load_image_file
-    from dream_engine.kinds import run_kinds
+    from dream_engine.media.images import load_image_file
+    from dream_engine.study.kinds import run_kinds
 
     params = resolve_params(args)
     check_max_side(args)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from dream_engine.params import DreamParams
+from dream_engine.core.params import DreamParams
 
 PLAY_MS = 4000  # the whole animation plays in about this long, however many frames
 FRAME_MS = (40, 500)  # shortest and longest a frame shows

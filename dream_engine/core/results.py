@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from dream_engine.params import DreamParams
+from dream_engine.core.params import DreamParams
 
 
 @dataclass(frozen=True)

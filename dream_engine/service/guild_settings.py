@@ -22,9 +22,9 @@ from typing import Final
 
 import aiosqlite
 
-from dream_engine.database import open_database, transaction
 from dream_engine.errors import ParamError
-from dream_engine.jobs import GuildLimits
+from dream_engine.service.database import open_database, transaction
+from dream_engine.service.queue import GuildLimits
 
 __all__ = [
     "MAX_CHANNELS",

@@ -23,11 +23,11 @@ from typing import Any
 
 import aiosqlite
 
-from dream_engine.database import open_database
+from dream_engine.core.params import DreamParams
 from dream_engine.errors import ParamError
-from dream_engine.jobs import JobState
-from dream_engine.params import DreamParams
-from dream_engine.sweeps import Variant
+from dream_engine.service.database import open_database
+from dream_engine.service.queue import JobState
+from dream_engine.study.sweeps import Variant
 
 __all__ = ["MAX_INTERRUPTIONS", "JobRecord", "JobStore", "Resumed"]
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+DEFAULT_MIN_SIDE = 16
+"""Shortest side accepted: below this the model's receptive field sees nothing."""
+# Longest side over shortest: beyond this a strip would be dreamed at the model's minimum
+# height and many times its width, so it is refused with the upload, not at its turn.
+MAX_ASPECT_RATIO = 20
+
 TILE_MARGIN_DIVISOR = 8  # each tile is seen with tile_size // 8 of context around it,
 MIN_TILE_MARGIN = 96  # at least the border trim at the deepest stride and a model's minimum
 # Tiles start on multiples of the deepest stride, so each tile's activation grid is the

@@ -6,7 +6,7 @@ everywhere), a sharp photo, the same photo blurred (no edges) and pixelated
 (downscaled then upscaled: hard edges that are not the subject's). One grid
 shows the five inputs over their dreams.
 
-    from dream_engine.kinds import run_kinds
+    from dream_engine.study.kinds import run_kinds
     result = run_kinds(engine, load_preset("balanced"))   # result.grid: 2 rows of 5
 
 The photo is `assets/sample.jpg` (Chelsea the cat, CC0, see `assets/NOTICE.txt`)
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFilter
 
-from dream_engine.images import fit_within
-from dream_engine.params import DreamParams
-from dream_engine.results import Progress
-from dream_engine.sweeps import SweepResult, Variant, describe_common, run_jobs
+from dream_engine.core.params import DreamParams
+from dream_engine.core.results import Progress
+from dream_engine.media.images import fit_within
+from dream_engine.study.sweeps import SweepResult, Variant, describe_common, run_jobs
 
 if TYPE_CHECKING:
-    from dream_engine.engine import CancelFlag, DreamEngine
+    from dream_engine.core.engine import CancelFlag, DreamEngine
 
 KINDS = ("blank", "static", "sharp photo", "blurred photo", "low resolution")
 BLANK_GREY = (128, 128, 128)  # the middle of the range: the network's own patterns, unbiased
@@ -39,7 +39,7 @@ LOW_RES_FACTOR = 8  # the pixelated photo has 1/8 of the resolution in each dire
 
 def sample_photo() -> Image.Image:
     """The photo shipped with the package (451x300), as RGB."""
-    data = (resources.files("dream_engine") / "assets" / "sample.jpg").read_bytes()
+    data = (resources.files("dream_engine.study") / "assets" / "sample.jpg").read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 

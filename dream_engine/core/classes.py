@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dream_engine.core.models import MODELS, get_model_spec
 from dream_engine.errors import ParamError
-from dream_engine.models import MODELS, get_model_spec
 
 IMAGENET_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.txt"
 MAX_TARGET_LENGTH = 100  # longer than any class name; keeps matching and messages cheap

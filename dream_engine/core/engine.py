@@ -27,13 +27,18 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from dream_engine.core.folding import fold_batch_norm
+from dream_engine.core.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
+from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
+from dream_engine.core.results import DreamResult, Progress
+from dream_engine.core.tiling import (
+    DEFAULT_MIN_SIDE,
+    MAX_ASPECT_RATIO,
+    tile_layout,
+    tile_margin,
+    working_size,
+)
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
-from dream_engine.folding import fold_batch_norm
-from dream_engine.images import DEFAULT_MIN_SIDE, MAX_ASPECT_RATIO
-from dream_engine.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
-from dream_engine.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
-from dream_engine.results import DreamResult, Progress
-from dream_engine.tiling import tile_layout, tile_margin, working_size
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
 # float16 gradients of small activations underflow; the gradient is normalised

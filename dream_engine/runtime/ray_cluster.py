@@ -57,14 +57,14 @@ except ImportError as error:  # pragma: no cover - the bot checks this first
     ) from error
 
 from dream_engine.errors import DreamCancelled
-from dream_engine.executor import (
+from dream_engine.runtime.executor import (
     DreamFailed,
     DreamRequest,
     EngineConfig,
     ExecutorUnavailable,
     WorkerStatus,
 )
-from dream_engine.worker_process import (
+from dream_engine.runtime.process import (
     CRASHED_TWICE,
     DreamTimedOut,
     WorkerCrashed,
@@ -80,7 +80,7 @@ from dream_engine.worker_process import (
 )
 
 if TYPE_CHECKING:
-    from dream_engine.results import DreamResult, Progress
+    from dream_engine.core.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 
@@ -510,7 +510,7 @@ class RayExecutor:
         cancel: threading.Event,
     ) -> _Done | _Failed:
         """Run the job on one worker, relaying progress and cancel; `RayActorError` if it dies."""
-        from dream_engine.results import Progress
+        from dream_engine.core.results import Progress
 
         job_id = uuid.uuid4().hex
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from dream_engine.database import open_database
+from dream_engine.service.database import open_database
 
 KEEP_SECONDS = 7 * 24 * 3600
 

@@ -19,15 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from dream_engine.core.params import DEFAULT_TILE_SIZE, DreamParams
 from dream_engine.errors import DreamCancelled, UserError
-from dream_engine.params import DEFAULT_TILE_SIZE, DreamParams
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dream_engine.engine import CancelFlag, DreamEngine
-    from dream_engine.results import DreamResult, Progress
-    from dream_engine.sweeps import Variant
+    from dream_engine.core.engine import CancelFlag, DreamEngine
+    from dream_engine.core.results import DreamResult, Progress
+    from dream_engine.study.sweeps import Variant
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ def run_request(
     `max_side` and `tile_size` are the request's unless a retry after running
     out of memory asks for less.
     """
-    from dream_engine.results import DreamResult
-    from dream_engine.sweeps import run_sweep
+    from dream_engine.core.results import DreamResult
+    from dream_engine.study.sweeps import run_sweep
 
     if not request.variants:
         retry = {} if tile_size is None else {"tile_size": tile_size}
@@ -157,10 +157,10 @@ class EngineConfig:
 
     def build(self) -> DreamEngine:
         """The engine, warmed up. Checks the weights before TensorFlow loads."""
-        from dream_engine.models import weights_source
+        from dream_engine.core.models import weights_source
 
         weights_source(self.model, self.weights)
-        from dream_engine.engine import DreamEngine
+        from dream_engine.core.engine import DreamEngine
 
         engine = DreamEngine(
             model=self.model,

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from dream_engine.core.tiling import DEFAULT_MIN_SIDE, MAX_ASPECT_RATIO
 from dream_engine.errors import ImageError
 
 __all__ = [
@@ -61,11 +62,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 """Largest image decoded (width x height). 40 MP covers any phone photo, while
 the RGB buffer (120 MB) stays far from what would hurt the bot."""
 
-DEFAULT_MIN_SIDE = 16
-# Longest side over shortest: beyond this a strip would be dreamed at the model's minimum
-# height and many times its width, so it is refused with the upload, not at its turn.
-MAX_ASPECT_RATIO = 20
-"""Shortest side accepted: below this the model's receptive field sees nothing."""
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WebP", "GIF", "BMP", "TIFF")
 """Formats we decode, spelled for people (messages, help text)."""

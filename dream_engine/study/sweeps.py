@@ -47,16 +47,16 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from dream_engine.core.models import get_model_spec
+from dream_engine.core.params import INTEGER_FIELDS, DreamParams
+from dream_engine.core.presets import default_preset_for, get_preset, load_preset
+from dream_engine.core.results import DreamResult, Progress
 from dream_engine.errors import ParamError
-from dream_engine.grids import DEFAULT_TILE_HEIGHT, compose_grid
-from dream_engine.images import fit_within
-from dream_engine.models import get_model_spec
-from dream_engine.params import INTEGER_FIELDS, DreamParams
-from dream_engine.presets import default_preset_for, get_preset, load_preset
-from dream_engine.results import DreamResult, Progress
+from dream_engine.media.grids import DEFAULT_TILE_HEIGHT, compose_grid
+from dream_engine.media.images import fit_within
 
 if TYPE_CHECKING:
-    from dream_engine.engine import CancelFlag, DreamEngine
+    from dream_engine.core.engine import CancelFlag, DreamEngine
 
 MAX_VARIANTS = 8
 VARIANTS_RANGE = (2, 32)  # what a caller (the CLI's --max-variants, the bot's setting) may allow

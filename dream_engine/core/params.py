@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dream_engine.classes import resolve as resolve_class
+from dream_engine.core.classes import resolve as resolve_class
+from dream_engine.core.models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from dream_engine.errors import ParamError
-from dream_engine.models import DEFAULT_MODEL, ModelSpec, get_model_spec
 
 # name -> (low, high, low inclusive, high inclusive); the ranges users see.
 NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {

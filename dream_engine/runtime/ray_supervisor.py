@@ -37,14 +37,14 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from dream_engine.errors import DreamCancelled
-from dream_engine.executor import (
+from dream_engine.runtime.executor import (
     DreamFailed,
     DreamRequest,
     EngineConfig,
     ExecutorUnavailable,
     WorkerStatus,
 )
-from dream_engine.worker_process import (
+from dream_engine.runtime.process import (
     _decode_result,
     _Done,
     _encode_job,
@@ -56,7 +56,7 @@ from dream_engine.worker_process import (
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
 
-    from dream_engine.results import DreamResult, Progress
+    from dream_engine.core.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ MAX_LOSSES = 3  # a job whose driver was lost this many times is given up
 
 def _driver_entry(conn: Connection, config: EngineConfig, options: dict[str, Any]) -> None:
     """The driver process's start (here, so that starting it imports no Ray in the bot)."""
-    from dream_engine.ray_cluster import driver_main
+    from dream_engine.runtime.ray_cluster import driver_main
 
     driver_main(conn, config, options)
 
@@ -305,7 +305,7 @@ class SupervisedRayExecutor:
         elif kind == "progress":
             in_hand = self._in_hand.get(message[1])
             if in_hand is not None:
-                from dream_engine.results import Progress
+                from dream_engine.core.results import Progress
 
                 try:
                     in_hand.on_progress(Progress(**message[2]))

@@ -1,52 +1,36 @@
-"""`python -m dream_engine`: dream a picture from the terminal.
+"""What every command line shares: the parameter and engine flags, the one-line error
+rule, output checks and the progress bar.
 
-Exit 0 on success; exit 2 with one human line for anything the user can fix
-(unreadable image, unknown preset or layer, bad value, missing weights). The
-flags mirror the bot's options so an experiment here carries over to Discord.
-
-A first argument `compare`, `layers` or `kinds` runs a comparison instead
-(`cli_sweeps.py`), with the same flags; an image file with one of those names
-is `./compare`.
+`main.py` (a single dream) and `study.py` (comparisons) both build on this module and
+never on each other, so an experiment's flags read the same in every command.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dream_engine.errors import UserError
-from dream_engine.executor import EngineConfig
-from dream_engine.models import MODELS
-from dream_engine.params import (
+from dream_engine.core.models import MODELS
+from dream_engine.core.params import (
     DEFAULT_TILE_SIZE,
     PRECISIONS,
     DreamParams,
     parse_channels,
     parse_layers,
 )
-from dream_engine.presets import (
-    DEFAULT_PRESET,
-    default_preset_for,
-    get_preset,
-    list_presets,
-    presets_dir,
-)
+from dream_engine.core.presets import DEFAULT_PRESET, default_preset_for, get_preset
+from dream_engine.errors import UserError
+from dream_engine.runtime.executor import EngineConfig
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dream_engine.engine import DreamEngine
-    from dream_engine.results import Progress
+    from dream_engine.core.engine import DreamEngine
+    from dream_engine.core.results import Progress
 
-DEFAULT_MAX_SIDE = 1024
 EXIT_USER_ERROR = 2
-SUBCOMMANDS = ("compare", "layers", "kinds")  # a first argument naming one picks it
-GIF_LIMIT_BYTES = 25 * 2**20  # --gif: what Discord takes from boosted servers and Nitro
-GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # RGB images Pillow writes
 
 
@@ -56,24 +40,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m dream_engine",
-        description="DeepDream an image with InceptionV3 (or another model) from a preset. "
-        "Comparisons: python -m dream_engine compare|layers|kinds --help.",
-    )
-    parser.add_argument("input", nargs="?", help="image to dream (PNG, JPEG, WebP, GIF, BMP, TIFF)")
-    parser.add_argument(
-        "-o", "--output", help="where to write the dream (default: INPUT-dream.png)"
-    )
-    parser.add_argument("--list-presets", action="store_true", help="print presets and exit")
-    add_param_flags(parser)
-    add_engine_flags(parser, DEFAULT_MAX_SIDE)
-    parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
-    parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
-    return parser
 
 
 def add_param_flags(
@@ -139,35 +105,6 @@ def add_engine_flags(parser: argparse.ArgumentParser, max_side: int) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:  # compare, layers, kinds: see cli_sweeps.py
-        from dream_engine import cli_sweeps
-
-        command = cli_sweeps.COMMANDS[argv[0]]
-        args = cli_sweeps.build_parser(argv[0]).parse_args(argv[1:])
-    else:
-        command = _dream_or_list
-        args = build_parser().parse_args(argv)
-    try:
-        return command(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-def _dream_or_list(args: argparse.Namespace) -> int:
-    if args.list_presets:
-        _print_presets()
-        return 0
-    if not args.input:
-        raise UserError("Name an image to dream, e.g. python -m dream_engine photo.jpg.")
-    return _dream(args)
-
-
 def resolve_params(args: argparse.Namespace) -> DreamParams:
     """The preset (or the model's default) with every explicit flag applied on top."""
     preset = get_preset(args.preset or default_preset_for(args.model))
@@ -220,43 +157,6 @@ def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
     return config.build()
 
 
-def _dream(args: argparse.Namespace) -> int:
-    from dream_engine.animation import suggest_frame_every
-    from dream_engine.images import load_image_file
-
-    params = resolve_params(args)
-    check_max_side(args)
-    image = load_image_file(args.input)
-    output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
-    if args.gallery:
-        prepare_folder(args.gallery)
-    if args.gif:
-        checked_output(args.gif, formats=("GIF",))
-    engine = build_engine(args, params)
-    frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
-    with ProgressBar() as bar:
-        result = engine.dream(
-            image, params, on_progress=bar.update, max_side=args.max_side, frame_every=frame_every
-        )
-    save_image(result.image, output)
-    gif_bytes = _save_gif(result.frames, args.gif) if args.gif else 0
-    if args.gallery:
-        total = len(result.octaves)
-        for index, octave in enumerate(result.octaves, start=1):
-            name = f"octave-{index}-of-{total}-{octave.width}x{octave.height}.png"
-            save_image(octave, args.gallery / name)
-    notes = "".join(f"; {note}" for note in result.notes)
-    target = params.target_class()
-    aim = f", towards {target[1]} ({target[0]})" if target else ""
-    print(
-        f"wrote {output} ({result.image.width}x{result.image.height}, {params.model}{aim}, "
-        f"{result.seconds:.1f} s{notes})"
-    )
-    if args.gif:
-        print(f"wrote {args.gif} ({gif_bytes / 2**20:.1f} MiB)")
-    return 0
-
-
 def checked_output(output: Path, formats: tuple[str, ...] = OUTPUT_FORMATS) -> Path:
     """`output`, if an image in one of `formats` can be written there; checked before
     dreaming, so a typo in the name costs a second instead of the whole dream."""
@@ -288,32 +188,6 @@ def save_image(image: Image.Image, output: Path) -> None:
         image.save(output)
     except (OSError, ValueError) as error:
         raise UserError(f"Could not write {output}: {error}.") from None
-
-
-def _save_gif(frames: list[Image.Image], path: Path) -> int:
-    """Write the animation (within `GIF_LIMIT_BYTES`); its size in bytes."""
-    from dream_engine.animation import encode_gif_to_fit
-
-    try:
-        data = encode_gif_to_fit(frames, GIF_LIMIT_BYTES)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except (OSError, ValueError) as error:
-        raise UserError(f"Could not write {path}: {error}.") from None
-    return len(data)
-
-
-def _default_output(source: Path) -> Path:
-    return source.with_name(f"{source.stem}-dream.png")
-
-
-def _print_presets() -> None:
-    presets = list_presets()
-    if not presets:
-        raise UserError(f"There are no valid presets in {presets_dir()}.")
-    width = max(len(preset.name) for preset in presets)
-    for preset in presets:
-        print(f"{preset.name:<{width}}  [{preset.model}] {preset.description}")
 
 
 class ProgressBar:

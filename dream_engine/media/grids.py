@@ -11,7 +11,7 @@ again, so captions keep a legible font size instead of being scaled away.
 
 Pure Pillow: the bot can compose a sheet without TensorFlow.
 
-    from dream_engine.grids import compose_grid
+    from dream_engine.media.grids import compose_grid
     sheet = compose_grid([("input", photo), ("step=0.005", a), ("step=0.05", b)],
                          title="same seed, balanced preset")
 """

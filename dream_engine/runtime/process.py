@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from PIL import Image
 
+from dream_engine.core.params import DreamParams
+from dream_engine.core.tiling import TILE_ALIGN, seen_at_once, tile_layout, working_size
 from dream_engine.errors import DreamCancelled, ModelUnavailableError, UserError
-from dream_engine.executor import (
+from dream_engine.runtime.executor import (
     DreamFailed,
     DreamRequest,
     EngineConfig,
@@ -49,15 +51,13 @@ from dream_engine.executor import (
     local_host,
     run_request,
 )
-from dream_engine.params import DreamParams
-from dream_engine.tiling import TILE_ALIGN, seen_at_once, tile_layout, working_size
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
     from multiprocessing.synchronize import Event as ProcessEvent
 
-    from dream_engine.engine import DreamEngine
-    from dream_engine.results import DreamResult, Progress
+    from dream_engine.core.engine import DreamEngine
+    from dream_engine.core.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 
@@ -539,7 +539,7 @@ class ProcessExecutor:
         cancel: threading.Event,
     ) -> _Done | _Failed:
         """Send the job and wait for its outcome, relaying progress, cancel and the clock."""
-        from dream_engine.results import Progress
+        from dream_engine.core.results import Progress
 
         if cancel.is_set():
             raise DreamCancelled()
@@ -698,7 +698,7 @@ def _encode_job(request: DreamRequest) -> _Job:
 
 
 def _decode_job(job: _Job) -> DreamRequest:
-    from dream_engine.sweeps import Variant
+    from dream_engine.study.sweeps import Variant
 
     return DreamRequest(
         _from_png(job.png),
@@ -711,7 +711,7 @@ def _decode_job(job: _Job) -> DreamRequest:
 
 
 def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
-    from dream_engine.results import DreamResult
+    from dream_engine.core.results import DreamResult
 
     return DreamResult(
         image=_from_png(done.image),
@@ -758,7 +758,8 @@ def _failure_of(error: BaseException) -> _Failed:
 
 def _user_error_class(name: str) -> type[UserError]:
     """The `UserError` subclass called `name` (errors or images), else `UserError` itself."""
-    from dream_engine import errors, images
+    from dream_engine import errors
+    from dream_engine.media import images
 
     for module in (errors, images):
         candidate = getattr(module, name, None)

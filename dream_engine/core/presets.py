@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dream_engine.core.models import DEFAULT_MODEL
+from dream_engine.core.params import DreamParams
 from dream_engine.errors import ParamError
-from dream_engine.models import DEFAULT_MODEL
-from dream_engine.params import DreamParams
 
 DEFAULT_PRESET = "balanced"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
@@ -47,7 +47,7 @@ class Preset:
 def presets_dir() -> Path:
     """`DREAM_PRESETS` if set, else the repository's `presets/` folder."""
     configured = os.environ.get("DREAM_PRESETS")
-    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "presets"
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "presets"
 
 
 def load_preset(name: str, directory: Path | None = None) -> DreamParams:
