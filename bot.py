@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
 import signal
 import sqlite3
 import sys
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from dream_engine.core.models import MODELS
@@ -28,7 +30,8 @@ from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISION
 from dream_engine.core.presets import default_preset_for, load_preset
 from dream_engine.errors import UserError
 from dream_engine.media.images import DEFAULT_MAX_PIXELS
-from dream_engine.runtime.executor import EngineConfig, Executor, ExecutorUnavailable, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig, Executor, ExecutorUnavailable
+from dream_engine.runtime.local import LocalExecutor
 from dream_engine.service.database import MigrationError
 from dream_engine.service.guild_settings import (
     MAX_SIDE_RANGE,
@@ -39,6 +42,7 @@ from dream_engine.service.guild_settings import (
 )
 from dream_engine.service.job_store import JobStore
 from dream_engine.service.queue import GuildLimits, JobQueue
+from dream_engine.service.scheduler import Scheduler, SchedulerSettings
 from dream_engine.service.sources import ImageSourceStore
 from dream_engine.study.sweeps import VARIANTS_RANGE
 
@@ -205,11 +209,50 @@ class StoresUnavailable(Exception):
     """The database could not be opened: a setting to fix, not a bug."""
 
 
+class DreamTree(app_commands.CommandTree):
+    """The command tree with one error handler for every app command.
+
+    An exception no command handled would leave the member with Discord's "The
+    application did not respond"; instead they get a short private message with
+    a reference that the log line carries too, and the bot goes on.
+    """
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        reference = secrets.token_hex(3)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error(
+            "command /%s failed for %s (reference %s)",
+            command, interaction.user.id, reference,
+            exc_info=getattr(error, "original", error),
+        )  # fmt: skip
+        message = (
+            f"⚠️ Something went wrong on my side (reference `{reference}`). "
+            "Please try again; if it keeps happening, tell the server's admins."
+        )
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+
+
 class DreamBot(commands.Bot):
-    """The bot with its shared services; cogs reach them as `self.bot.<name>`."""
+    """The bot with its shared services; cogs reach them as `self.bot.<name>`.
+
+    `dreams` is the dream service (queue, store, workers: `Scheduler`), made once
+    the database is open; the cogs accept, cancel and deliver through it.
+    """
+
+    dreams: Scheduler
 
     def __init__(self, settings: Settings, executor: Executor | None = None) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            tree_cls=DreamTree,
+        )
         self.settings = settings
         self._owns_executor = executor is None  # a shared (test) executor outlives the bot
         self.executor: Executor = executor or build_executor(settings)
@@ -244,6 +287,16 @@ class DreamBot(commands.Bot):
             )
             self.sources = await ImageSourceStore.open(self.settings.db_path)
             self.jobs = await JobStore.open(self.settings.db_path)
+            self.dreams = Scheduler(
+                self.queue,
+                self.jobs,
+                self.executor,
+                SchedulerSettings(
+                    shutdown_grace=self.settings.shutdown_grace,
+                    progress_interval=self.settings.progress_interval,
+                    max_pixels=self.settings.max_pixels,
+                ),
+            )
         except (sqlite3.Error, MigrationError, OSError) as error:
             await self._close_stores()
             raise StoresUnavailable(

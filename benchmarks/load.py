@@ -53,7 +53,8 @@ from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
 from dream_engine.core.presets import load_preset
-from dream_engine.runtime.executor import EngineConfig, Executor, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig, Executor
+from dream_engine.runtime.local import LocalExecutor
 from dream_engine.service.queue import GuildQueueFull, Job, QueueFull, UserLimitReached
 from tests.fakediscord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 

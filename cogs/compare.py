@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices
+from cogs.intake import start_dream
 from dream_engine.core.params import DreamParams
 from dream_engine.core.presets import Preset, default_preset_for
 from dream_engine.errors import ParamError
@@ -30,16 +31,11 @@ from dream_engine.study.sweeps import (
 
 if TYPE_CHECKING:
     from bot import DreamBot
-    from cogs.dream import DreamCog
 
 
 class CompareCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
-
-    @property
-    def dreams(self) -> DreamCog:
-        return self.bot.get_cog("DreamCog")  # type: ignore[return-value]
 
     @app_commands.command(
         name="compare", description="Dream one image several ways and get one labelled grid"
@@ -149,8 +145,8 @@ class CompareCog(commands.Cog):
             content_type=image.content_type, guild_id=interaction.guild_id,
             user_id=interaction.user.id,
         )  # fmt: skip
-        await self.dreams.start(
-            interaction, source,
+        await start_dream(
+            self.bot, interaction, source,
             preset_name=preset or default_preset_for(self.bot.executor.model_name),
             overrides=overrides,
             gallery=gallery, variants=variants, title=title,

@@ -9,6 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import is_guild_admin, ordinal
+from cogs.delivery import describe
+from cogs.views import cancel_dream
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -24,7 +26,7 @@ class QueueCog(commands.Cog):
         lines = []
         for job, position in queue.jobs_of(interaction.user.id):
             where = "dreaming now" if position is None else f"{ordinal(position)} in line"
-            lines.append(f"`{job.id}` {job.payload.what}: {where}")
+            lines.append(f"`{job.id}` {describe(job.payload)}: {where}")
         mine = "\n".join(lines) or "You have no dreams queued or running."
         here = queue.waiting_count(interaction.guild_id)  # None: the direct messages' line
         place = "in this server" if interaction.guild_id else "in direct messages"
@@ -45,7 +47,7 @@ class QueueCog(commands.Cog):
                 )
                 return
             job = max(mine, key=lambda status: status.job.created_at).job.id
-        await self.bot.get_cog("DreamCog").cancel(interaction, job.strip())
+        await cancel_dream(interaction, job.strip())
 
     @cancel.autocomplete("job")
     async def _job_autocomplete(self, interaction: discord.Interaction, current: str):

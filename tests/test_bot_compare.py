@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from bot import create_bot
-from dream_engine.runtime.executor import EngineConfig, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig
+from dream_engine.runtime.local import LocalExecutor
 from tests.fakediscord import FakeDiscord
 from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
 

@@ -22,7 +22,8 @@ from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
 from dream_engine.core.results import DreamResult
-from dream_engine.runtime.executor import EngineConfig, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig
+from dream_engine.runtime.local import LocalExecutor
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

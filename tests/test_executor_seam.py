@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 from bot import Settings
 from cogs.admin import workers_text
-from dream_engine.runtime.executor import EngineConfig, LocalExecutor
+from dream_engine.runtime.executor import EngineConfig
+from dream_engine.runtime.local import LocalExecutor
 from dream_engine.runtime.process import ProcessExecutor
 from dream_engine.service.queue import GuildLimits, JobQueue
 from tests.conftest import REPO

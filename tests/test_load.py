@@ -37,7 +37,7 @@ from benchmarks.load import (
     round_robin_breaks,
     start_executor,
 )
-from dream_engine.runtime.executor import LocalExecutor
+from dream_engine.runtime.local import LocalExecutor
 from dream_engine.service.queue import GuildQueueFull, QueueFull, UserLimitReached
 
 module_loop = pytest.mark.asyncio(loop_scope="module")  # the world fixture outlives one test

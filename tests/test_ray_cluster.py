@@ -28,8 +28,13 @@ from bot import Settings, create_bot  # noqa: E402
 from dream_engine.core.params import DreamParams  # noqa: E402
 from dream_engine.core.results import Progress  # noqa: E402
 from dream_engine.errors import DreamCancelled  # noqa: E402
-from dream_engine.runtime.executor import DreamRequest, EngineConfig, ExecutorUnavailable  # noqa: E402
-from dream_engine.runtime.process import DreamTimedOut, WorkerCrashed  # noqa: E402
+from dream_engine.runtime.executor import (  # noqa: E402
+    DreamRequest,
+    DreamTimedOut,
+    EngineConfig,
+    ExecutorUnavailable,
+    WorkerCrashed,
+)
 from dream_engine.runtime.ray_cluster import RayExecutor  # noqa: E402
 from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor  # noqa: E402
 from dream_engine.study.sweeps import Variant  # noqa: E402
@@ -316,8 +321,7 @@ async def test_dream_through_discord_on_ray_and_a_new_worker_is_used(tmp_path, c
         assert isinstance(bot.executor, SupervisedRayExecutor)  # Ray in its driver process
         await asyncio.wait_for(bot.start_executor(), WAIT)
         await fake.start_bot(bot)
-        cog = bot.get_cog("DreamCog")
-        assert bot.executor.capacity == 1 and len(cog._workers) == 1
+        assert bot.executor.capacity == 1 and bot.dreams.workers == 1
 
         image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
         inter = await fake.slash(
@@ -334,7 +338,7 @@ async def test_dream_through_discord_on_ray_and_a_new_worker_is_used(tmp_path, c
 
         # A worker more, while the bot runs: the cog follows with a second worker task.
         bot.executor.max_workers = 2
-        await eventually(lambda: bot.executor.capacity == 2 and len(cog._workers) == 2)
+        await eventually(lambda: bot.executor.capacity == 2 and bot.dreams.workers == 2)
         eve = fake.add_member(guild, "eve")
         inters = [
             await fake.slash(guild, who, "dream", {"image": image, "preset": "iter-high"})

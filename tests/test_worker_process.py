@@ -29,18 +29,16 @@ from PIL import Image
 from dream_engine.core.params import DreamParams
 from dream_engine.core.results import DreamResult, Progress
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
-from dream_engine.runtime.executor import DreamFailed, DreamRequest, EngineConfig
-from dream_engine.runtime.process import (
+from dream_engine.runtime.executor import (
+    DreamFailed,
+    DreamRequest,
     DreamTimedOut,
-    ProcessExecutor,
+    EngineConfig,
     WorkerCrashed,
-    _decode_result,
-    _Done,
-    _encode_job,
-    _Failed,
-    plan_oom_retry,
-    run_job,
 )
+from dream_engine.runtime.process import ProcessExecutor
+from dream_engine.runtime.retry import plan_oom_retry
+from dream_engine.runtime.wire import Done, Failed, decode_result, encode_job, run_job
 from dream_engine.study.sweeps import parse_vary
 from tests.conftest import REPO
 
@@ -345,12 +343,12 @@ def test_the_worker_does_not_import_the_parents_main_script(tmp_path):
             if __name__ == "__mp_main__":
                 sys.exit(3)  # spawn re-ran this script in the child
             import multiprocessing, time
-            from dream_engine.runtime.process import _main_module_hidden
+            from dream_engine.runtime.wire import main_module_hidden
 
             def child_exit_code(hide: bool) -> int:
                 process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
                 if hide:
-                    with _main_module_hidden():
+                    with main_module_hidden():
                         process.start()
                 else:
                     process.start()
@@ -406,11 +404,11 @@ def tensorflow_oom(message: str) -> BaseException:
 @pytest.mark.parametrize("error", [MemoryError, tensorflow_oom])
 def test_out_of_memory_is_retried_once_smaller_with_a_note(error):
     engine = OutOfMemoryEngine(failures=1, error=error, tile_size=None)
-    job = _encode_job(DreamRequest(noise(1000, 750), FAST, max_side=900))
+    job = encode_job(DreamRequest(noise(1000, 750), FAST, max_side=900))
 
     outcome = run_job(engine, job, lambda: False, lambda message: None)
 
-    assert isinstance(outcome, _Done)
+    assert isinstance(outcome, Done)
     assert engine.calls == [(900, None), (630, None)]
     assert outcome.notes == ["ran at 630x472 px: the first try ran out of memory"]
 
@@ -425,21 +423,21 @@ def test_frames_cross_the_pipe_as_png_and_back():
             return result
 
     engine = FramesEngine(failures=0, error=MemoryError, tile_size=None)
-    job = _encode_job(DreamRequest(noise(64, 48), FAST, frame_every=3))
+    job = encode_job(DreamRequest(noise(64, 48), FAST, frame_every=3))
     done = run_job(engine, job, lambda: False, lambda message: None)
-    assert isinstance(done, _Done) and all(isinstance(data, bytes) for data in done.frames)
-    result = _decode_result(done, FAST)
+    assert isinstance(done, Done) and all(isinstance(data, bytes) for data in done.frames)
+    result = decode_result(done, FAST)
     for sent, received in zip(frames, result.frames, strict=True):
         assert np.array_equal(np.asarray(sent), np.asarray(received))
 
 
 def test_out_of_memory_when_tiled_retries_with_smaller_tiles():
     engine = OutOfMemoryEngine(failures=1, error=MemoryError, tile_size=512)
-    job = _encode_job(DreamRequest(noise(1000, 750), FAST))
+    job = encode_job(DreamRequest(noise(1000, 750), FAST))
 
     outcome = run_job(engine, job, lambda: False, lambda message: None)
 
-    assert isinstance(outcome, _Done)
+    assert isinstance(outcome, Done)
     assert engine.calls == [(None, 512), (None, 358)]
     assert outcome.notes == ["ran at tiles of 352x256 px: the first try ran out of memory"]
     assert engine.tile_size == 512  # later jobs keep the engine's own tile size
@@ -447,11 +445,11 @@ def test_out_of_memory_when_tiled_retries_with_smaller_tiles():
 
 def test_out_of_memory_twice_is_a_failure_that_says_how_small_it_tried():
     engine = OutOfMemoryEngine(failures=2, error=MemoryError, tile_size=None)
-    job = _encode_job(DreamRequest(noise(1000, 750), FAST))
+    job = encode_job(DreamRequest(noise(1000, 750), FAST))
 
     outcome = run_job(engine, job, lambda: False, lambda message: None)
 
-    assert isinstance(outcome, _Failed) and outcome.kind == "oom"
+    assert isinstance(outcome, Failed) and outcome.kind == "oom"
     assert "ran out of memory even at 700x525 px" in outcome.message
     assert len(engine.calls) == 2
 
@@ -479,16 +477,16 @@ def test_the_out_of_memory_retry_plan(size, max_side, tile_size, expected):
 def test_an_image_at_the_models_minimum_has_no_smaller_retry():
     assert plan_oom_retry((1000, 75), None, None, min_side=75) is None
     engine = OutOfMemoryEngine(failures=1, error=MemoryError, tile_size=None)
-    job = _encode_job(DreamRequest(noise(1000, 75), FAST))
+    job = encode_job(DreamRequest(noise(1000, 75), FAST))
     outcome = run_job(engine, job, lambda: False, lambda message: None)
-    assert isinstance(outcome, _Failed) and "already as small as the model takes" in outcome.message
+    assert isinstance(outcome, Failed) and "already as small as the model takes" in outcome.message
     assert len(engine.calls) == 1  # not the same failing run again
 
 
 def test_a_comparison_that_runs_out_of_memory_retries_with_smaller_tiles():
     engine = OutOfMemoryEngine(failures=1, error=MemoryError, tile_size=512)
     variants = tuple(parse_vary("step=0.01,0.02", FAST))
-    job = _encode_job(DreamRequest(noise(1000, 750), FAST, variants=variants))
+    job = encode_job(DreamRequest(noise(1000, 750), FAST, variants=variants))
     outcome = run_job(engine, job, lambda: False, lambda message: None)
-    assert isinstance(outcome, _Done)
+    assert isinstance(outcome, Done)
     assert engine.calls == [(None, 512), (None, 358), (None, 358)]  # both variants retried

@@ -1,26 +1,23 @@
 """The executor seam: where a dream runs, off the bot's event loop.
 
-`LocalExecutor` runs the engine on one dedicated thread of this process (the
-engine is built there once, at start-up, so the first dream pays no build).
-TensorFlow releases the GIL while it computes, so gateway heartbeats keep
-flowing. Anything above this seam sees only `submit(request, on_progress,
-cancel)` returning a `DreamResult` or raising a typed failure, so a
-process-isolated or remote (Ray) executor can replace it without the bot
-noticing.
+Anything above this seam sees only `submit(request, on_progress, cancel)`
+returning a `DreamResult` or raising one of the typed failures below, so the
+thread (`local.LocalExecutor`), worker-process (`process.ProcessExecutor`) and
+Ray (`ray_supervisor.SupervisedRayExecutor`) executors replace one another
+without the bot noticing. This module holds only what they all share (the
+request, how to build the engine, the failures, `run_request`), so each of them,
+the wire format (`wire.py`) and the retry policy (`retry.py`) can import it
+without importing one another.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dream_engine.core.params import DEFAULT_TILE_SIZE, DreamParams
-from dream_engine.errors import DreamCancelled, UserError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -28,8 +25,6 @@ if TYPE_CHECKING:
     from dream_engine.core.engine import CancelFlag, DreamEngine
     from dream_engine.core.results import DreamResult, Progress
     from dream_engine.study.sweeps import Variant
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,8 +92,33 @@ def run_request(
     )
 
 
+# -- the typed failures: what `submit` raises besides `UserError` and `DreamCancelled` ---------
+# They live here, at the seam, so that the wire format can re-raise each one on the far side
+# of a process or Ray boundary without importing the executor that first raised it.
+
+
 class DreamFailed(Exception):
     """The engine failed for a reason that is not the user's; the message is for them."""
+
+
+class DreamOutOfMemory(DreamFailed):
+    """Out of memory, and the smaller retry (`retry.run_with_oom_retry`) did not help."""
+
+
+class WorkerCrashed(DreamFailed):
+    """The worker (process or Ray actor) died on this job on each of its tries."""
+
+
+class DreamTimedOut(DreamFailed):
+    """The job ran past the executor's `job_timeout`; its worker was killed and restarted."""
+
+    @classmethod
+    def after(cls, limit: float) -> DreamTimedOut:
+        """The failure for a job stopped at `limit` seconds; every executor words it so."""
+        return cls(
+            f"This dream took longer than the {limit:g}-second limit, so it was stopped. "
+            "Try a smaller image, fewer octaves or fewer iterations."
+        )
 
 
 class ExecutorUnavailable(Exception):
@@ -173,74 +193,6 @@ class EngineConfig:
         if self.warm_up is not None:
             engine.warm_up(self.warm_up)
         return engine
-
-
-class LocalExecutor:
-    """One engine on one worker thread of this process."""
-
-    capacity = 1
-    on_capacity_change: Callable[[], None] | None = None  # never called: capacity stays 1
-
-    def __init__(self, config: EngineConfig) -> None:
-        self.model_name = config.model
-        self._config = config
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-engine")
-        self._engine: DreamEngine | None = None
-        self._jobs_done = 0
-        self._in_hand: str | None = None
-
-    def workers(self) -> list[WorkerStatus]:
-        return [
-            WorkerStatus(
-                "engine thread", local_host(), "this process", self._jobs_done, self._in_hand,
-                "ready" if self._engine is not None else "starting",
-            )
-        ]  # fmt: skip
-
-    async def start(self) -> None:
-        """Build the engine (and its first graph) before the bot takes jobs."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._build)
-
-    def _build(self) -> None:
-        self._engine = self._config.build()
-
-    async def submit(
-        self,
-        request: DreamRequest,
-        on_progress: Callable[[Progress], None],
-        cancel: threading.Event,
-    ) -> DreamResult:
-        loop = asyncio.get_running_loop()
-
-        def report(progress: Progress) -> None:  # engine thread -> event loop
-            loop.call_soon_threadsafe(on_progress, progress)
-
-        def work() -> DreamResult:
-            assert self._engine is not None, "start() the executor first"
-            return run_request(self._engine, request, report, cancel, max_side=request.max_side)
-
-        future = loop.run_in_executor(self._pool, work)
-        self._in_hand = request.label or "a dream"
-        try:
-            result = await asyncio.shield(future)
-            self._jobs_done += 1
-            return result
-        except asyncio.CancelledError:
-            cancel.set()  # the awaiting task went away: stop the engine at its next check
-            raise
-        except (UserError, DreamCancelled):
-            raise
-        except Exception as error:
-            log.exception("dream failed")
-            raise DreamFailed(
-                f"The dream engine failed ({type(error).__name__}). Nothing was lost on your "
-                "side; try again, maybe with a smaller image."
-            ) from error
-        finally:
-            self._in_hand = None
-
-    async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def local_host() -> str:

@@ -5,157 +5,71 @@ dream, not the bot. So the engine lives in a child process started with the
 *spawn* method (forking a process that has TensorFlow and threads is unsafe), and
 the bot process only supervises it:
 
-- one request at a time goes down a `multiprocessing` pipe (image as PNG bytes,
-  params as a dict); progress events, then a result or a typed failure, come back;
+- one request at a time goes down a `multiprocessing` pipe in the wire format
+  (`wire.py`: image as PNG bytes, params as a dict); progress events, then a
+  result or a typed failure, come back;
 - a reader thread drains the pipe into an inbox the event loop awaits without
   blocking, and notices the worker's death (EOF or its process sentinel);
 - cancel crosses over as a shared `multiprocessing` Event the engine polls;
-- a worker that dies mid-job is restarted and the job tried once more; twice is
-  `WorkerCrashed`. A job over `job_timeout` is killed: `DreamTimedOut`;
-- out of memory *inside* the worker is retried there once, smaller.
+- the retry policy (`retry.py`): a worker that dies mid-job is restarted and the
+  job tried once more; twice is `WorkerCrashed`; out of memory *inside* the
+  worker is retried there once, smaller (`wire.run_job`). A job over
+  `job_timeout` is killed: `DreamTimedOut`.
 
-The worker's side is the top-level `worker_main` and `run_job` below (spawn
-imports this module in the child, so they must be importable); the worker
-imports the engine, never discord.
+The worker's side is the top-level `worker_main` below (spawn imports this module
+in the child, so it must be importable); the worker imports the engine, never
+discord.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import io
 import logging
 import multiprocessing
 import queue
 import signal
-import sys
 import threading
-import traceback
-import types
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from PIL import Image
-
-from dream_engine.core.params import DreamParams
-from dream_engine.core.tiling import TILE_ALIGN, seen_at_once, tile_layout, working_size
 from dream_engine.errors import DreamCancelled, ModelUnavailableError, UserError
 from dream_engine.runtime.executor import (
     DreamFailed,
     DreamRequest,
+    DreamTimedOut,
     EngineConfig,
+    WorkerCrashed,
     WorkerStatus,
     local_host,
-    run_request,
+)
+from dream_engine.runtime.retry import CRASHED_TWICE, retry_after_crash
+from dream_engine.runtime.wire import (
+    Done,
+    Failed,
+    Job,
+    PipeClosed,
+    ProgressEvent,
+    Ready,
+    StartFailed,
+    decode_result,
+    encode_job,
+    main_module_hidden,
+    raise_failure,
+    run_job,
 )
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
     from multiprocessing.synchronize import Event as ProcessEvent
 
-    from dream_engine.core.engine import DreamEngine
     from dream_engine.core.results import DreamResult, Progress
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often a waiting job looks at the caller's cancel flag and the clock
 STOP_GRACE_SECONDS = 5.0  # close() waits this long for a clean exit before killing
-OOM_SHRINK = 0.7  # an out-of-memory retry runs at this fraction of the size (or tile) that failed
-PNG_LEVEL = 1  # images cross a local pipe: fast beats small
-
-
-#: What the owner of a job that killed two workers is told (every supervised executor).
-CRASHED_TWICE = (
-    "This dream crashed the dream engine twice, so it was not tried again. "
-    "Try a smaller image or fewer octaves."
-)
-
-
-class WorkerCrashed(DreamFailed):
-    """The worker process died on this job twice (segfault, OOM kill, killed)."""
-
-
-class DreamTimedOut(DreamFailed):
-    """The job ran past the executor's `job_timeout`; the worker was killed and restarted."""
-
-    @classmethod
-    def after(cls, limit: float) -> DreamTimedOut:
-        return cls(
-            f"This dream took longer than the {limit:g}-second limit, so it was stopped. "
-            "Try a smaller image, fewer octaves or fewer iterations."
-        )
-
-
-# -- messages over the pipe: plain data, so either side can change its classes freely ----------
-
-
-@dataclass(frozen=True)
-class _Job:
-    """Parent -> worker: one dream."""
-
-    png: bytes
-    params: dict[str, Any]
-    max_side: int | None
-    frame_every: int | None = None
-    variants: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
-    title: str | None = None
-
-    def time_limit(self, job_timeout: float | None) -> float | None:
-        """Seconds this job may run: `job_timeout` for each dream it holds, so a comparison
-        of 11 layers is not held to one dream's time."""
-        return None if job_timeout is None else job_timeout * max(1, len(self.variants))
-
-
-@dataclass(frozen=True)
-class _Ready:
-    """Worker -> parent: the engine is built (and warmed up); send jobs."""
-
-
-@dataclass(frozen=True)
-class _StartFailed:
-    """Worker -> parent: the engine could not be built; the worker exits."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class _ProgressEvent:
-    """Worker -> parent: `Progress` fields."""
-
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Done:
-    """Worker -> parent: a finished dream, images as PNG bytes."""
-
-    image: bytes
-    octaves: list[bytes]
-    losses: list[list[float]]
-    notes: list[str]
-    seconds: float
-    frames: list[bytes] = dataclasses.field(default_factory=list)  # animation, if asked for
-    panels: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)  # a comparison's
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """Worker -> parent: the job ended without a dream; `kind` says whose fault."""
-
-    # "failed" and "crashed": a supervising executor's own `DreamFailed` / `WorkerCrashed`,
-    # passed on by a process between it and the bot (the Ray driver process).
-    kind: Literal["user", "cancelled", "oom", "bug", "failed", "crashed"]
-    error_type: str  # class name; for "user", a UserError subclass the parent re-raises
-    message: str
-    details: str = ""  # traceback of a bug, for the parent's log
-
-
-@dataclass(frozen=True)
-class _PipeClosed:
-    """Reader thread -> event loop: the worker is gone (EOF or its process ended)."""
 
 
 # -- the worker process ------------------------------------------------------------------------
@@ -179,138 +93,12 @@ def worker_main(conn: Connection, cancel: ProcessEvent, config: EngineConfig) ->
             if isinstance(error, UserError)
             else f"The dream engine could not start ({type(error).__name__}: {str(error)[:200]})."
         )
-        conn.send(_StartFailed(message))
+        conn.send(StartFailed(message))
         return
     with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
-        conn.send(_Ready())
+        conn.send(Ready())
         while (job := conn.recv()) is not None:
             conn.send(run_job(engine, job, cancel.is_set, conn.send))
-
-
-def run_job(
-    engine: DreamEngine,
-    job: _Job,
-    cancelled: Callable[[], bool],
-    send: Callable[[object], None],
-) -> _Done | _Failed:
-    """One job in the worker: progress goes out through `send`; the outcome is returned.
-
-    Out of memory is retried once, smaller (see `plan_oom_retry`); every other
-    failure becomes a `_Failed` the parent turns back into a typed error.
-    """
-
-    def report(progress: Progress) -> None:
-        send(_ProgressEvent(dataclasses.asdict(progress)))
-
-    try:
-        request = _decode_job(job)
-        image = request.image
-        try:
-            result = run_request(engine, request, report, cancelled, max_side=job.max_side)
-        except Exception as error:
-            if not _is_out_of_memory(error):
-                raise
-            retry = plan_oom_retry(image.size, job.max_side, engine.tile_size, engine.spec.min_side)
-            if retry is None:
-                return _Failed(
-                    "oom",
-                    type(error).__name__,
-                    "The dream engine ran out of memory, and this image is already as small "
-                    "as the model takes. Try again later, or with fewer octaves.",
-                )
-            log.warning("out of memory (%s); retrying at %s", type(error).__name__, retry.label)
-            try:
-                result = run_request(
-                    engine,
-                    request,
-                    report,
-                    cancelled,
-                    max_side=retry.max_side,
-                    tile_size=retry.tile_size,
-                )
-            except Exception as again:
-                if not _is_out_of_memory(again):
-                    raise
-                return _Failed(
-                    "oom",
-                    type(again).__name__,
-                    f"The dream engine ran out of memory even at {retry.label}. "
-                    "Try a smaller image or fewer octaves.",
-                )
-            result.notes.append(f"ran at {retry.label}: the first try ran out of memory")
-    except DreamCancelled:
-        return _Failed("cancelled", "DreamCancelled", "")
-    except UserError as error:
-        return _Failed("user", type(error).__name__, str(error))
-    except Exception as error:
-        return _Failed("bug", type(error).__name__, str(error), traceback.format_exc())
-    return _Done(
-        image=_to_png(result.image),
-        octaves=[_to_png(octave) for octave in result.octaves],
-        losses=result.losses,
-        notes=result.notes,
-        seconds=result.seconds,
-        frames=[_to_png(frame) for frame in result.frames],
-        panels=[(caption, _to_png(panel)) for caption, panel in result.panels],
-    )
-
-
-@dataclass(frozen=True)
-class OomRetry:
-    """The smaller second try after running out of memory."""
-
-    max_side: int | None
-    tile_size: int | None
-    label: str  # for the note and the message: "700x467 px" or "tiles of 352x352 px"
-
-
-def plan_oom_retry(
-    size: tuple[int, int], max_side: int | None, tile_size: int | None, min_side: int
-) -> OomRetry | None:
-    """A second try that gives the network less at once, or None if nothing smaller exists.
-
-    Peak memory follows what the network is given at once (`tiling.seen_at_once`):
-    a tiled image's tile and margins, whatever the image size; so shrink the tile
-    first, to the largest size whose tiles really are smaller (never below twice
-    the model's minimum side), else the image (never below the model's minimum
-    side). Sizes come from the engine's own rules, so a retry is never the same
-    computation under another name, and its label says what really ran.
-    """
-    working = working_size(size, max_side, min_side)
-    seen = seen_at_once(working, tile_size)
-    area = seen[0] * seen[1]
-    if tile_size is not None and seen != working:  # tiled
-        floor = 2 * min_side
-        tiles = [*range(round(tile_size * OOM_SHRINK), floor, -TILE_ALIGN), floor]
-        for smaller in (tile for tile in tiles if tile < tile_size):
-            width, height = seen_at_once(working, smaller)
-            if width * height < area:
-                tile_w, tile_h = (min(side, tile_layout(side, smaller)[0]) for side in working)
-                return OomRetry(max_side, smaller, f"tiles of {tile_w}x{tile_h} px")
-    side = round(max(working) * OOM_SHRINK)
-    smaller = working_size(size, side, min_side)
-    if smaller[0] * smaller[1] >= working[0] * working[1]:
-        return None  # the model's minimum side holds it at this size
-    return OomRetry(side, tile_size, f"{smaller[0]}x{smaller[1]} px")
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, MemoryError):
-        return True
-    tf = sys.modules.get("tensorflow")  # not loaded: then it cannot be a TensorFlow error
-    return tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)
-
-
-def _to_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return buffer.getvalue()
-
-
-def _from_png(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return image.copy()
 
 
 # -- the bot's side ----------------------------------------------------------------------------
@@ -336,17 +124,17 @@ class _Worker:
         self._reader.start()
 
     def _read(self) -> None:
-        """Reader thread: pipe -> inbox until the worker is gone, then one `_PipeClosed`."""
+        """Reader thread: pipe -> inbox until the worker is gone, then one `PipeClosed`."""
         while True:
             message: object
             try:
                 ready = wait([self.conn, self.process.sentinel])
                 # Read everything it wrote before concluding that it has exited.
-                message = self.conn.recv() if self.conn in ready else _PipeClosed()
+                message = self.conn.recv() if self.conn in ready else PipeClosed()
             except (EOFError, OSError, ValueError):
-                message = _PipeClosed()
+                message = PipeClosed()
             self._inbox.put(message)
-            if isinstance(message, _PipeClosed):
+            if isinstance(message, PipeClosed):
                 return
 
     async def receive(self, timeout: float | None) -> object | None:
@@ -363,7 +151,7 @@ class _Worker:
         except queue.Empty:
             return None
 
-    async def send(self, job: _Job | None) -> bool:
+    async def send(self, job: Job | None) -> bool:
         """False when the worker is already gone (the reader will report it)."""
         try:
             await asyncio.to_thread(self.conn.send, job)
@@ -488,7 +276,7 @@ class ProcessExecutor:
     ) -> DreamResult:
         """The job, one at a time on the worker's pipe."""
         self._bind_to_running_loop()
-        job = await asyncio.to_thread(_encode_job, request)
+        job = await asyncio.to_thread(encode_job, request)
         async with self._lock:
             self._in_hand = request.label or "a dream"
             try:
@@ -499,17 +287,20 @@ class ProcessExecutor:
     async def _attempts(
         self,
         request: DreamRequest,
-        job: _Job,
+        job: Job,
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
     ) -> DreamResult:
-        """Up to two attempts, the second on a fresh worker if the first killed one."""
-        for attempt in (1, 2):
+        """Attempts until one ends (`retry.retry_after_crash`: each after a death on a
+        fresh worker, up to `CRASH_ATTEMPTS`)."""
+        deaths = 0  # workers that died with this job in hand
+        while True:
             worker = await self._ready_unless_cancelled(cancel)
             try:
                 outcome = await self._attempt(worker, job, on_progress, cancel)
             except _WorkerDied as death:
-                will_retry = attempt == 1 and not self._closed
+                deaths += 1
+                will_retry = retry_after_crash(deaths) and not self._closed
                 log.error(
                     "dream worker %s died during a job (exit code %s); %s",
                     worker.pid,
@@ -526,18 +317,17 @@ class ProcessExecutor:
             self._jobs_done += 1
             if self.recycle_after and worker.jobs_done >= self.recycle_after:
                 self._replace(worker)  # idle now: its replacement starts in the background
-            if isinstance(outcome, _Failed):
-                _raise(outcome)
-            return await asyncio.to_thread(_decode_result, outcome, request.params)
-        raise AssertionError("unreachable")
+            if isinstance(outcome, Failed):
+                raise_failure(outcome)
+            return await asyncio.to_thread(decode_result, outcome, request.params)
 
     async def _attempt(
         self,
         worker: _Worker,
-        job: _Job,
+        job: Job,
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
-    ) -> _Done | _Failed:
+    ) -> Done | Failed:
         """Send the job and wait for its outcome, relaying progress, cancel and the clock."""
         from dream_engine.core.results import Progress
 
@@ -557,15 +347,15 @@ class ProcessExecutor:
             message = await worker.receive(POLL_SECONDS)
             if message is None:
                 continue
-            if isinstance(message, _ProgressEvent):
+            if isinstance(message, ProgressEvent):
                 try:
                     on_progress(Progress(**message.fields))
                 except Exception:
                     log.exception("progress callback failed")
                 continue
-            if isinstance(message, _PipeClosed):
+            if isinstance(message, PipeClosed):
                 raise _WorkerDied(await worker.exit_code())
-            assert isinstance(message, _Done | _Failed), f"unexpected message {message!r}"
+            assert isinstance(message, Done | Failed), f"unexpected message {message!r}"
             return message
 
     async def _ready_unless_cancelled(self, cancel: threading.Event) -> _Worker:
@@ -646,7 +436,7 @@ class ProcessExecutor:
             name="dream-worker",
             daemon=True,  # never outlive the bot
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
         child_end.close()  # the worker holds the only write end now: its death means EOF here
         worker = _Worker(process, parent_end)
@@ -657,115 +447,15 @@ class ProcessExecutor:
             worker.kill()
             await worker.dispose()
             raise
-        if isinstance(message, _Ready):
+        if isinstance(message, Ready):
             log.info("dream worker %s ready", worker.pid)
             return worker
         await worker.dispose()
-        if isinstance(message, _StartFailed):
+        if isinstance(message, StartFailed):
             raise ModelUnavailableError(message.message)
         raise ModelUnavailableError(
             f"The dream engine stopped while starting (exit code {worker.process.exitcode})."
         )
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Keep spawn from re-running the parent's main script in the worker.
-
-    Spawn imports the parent's `__main__` file in the child (so functions defined
-    there can be unpickled). The worker needs nothing from it, and `bot.py`
-    imports discord; a blank stand-in during `start()` keeps the worker to the
-    engine's imports.
-    """
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
-
-
-def _encode_job(request: DreamRequest) -> _Job:
-    image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
-    return _Job(
-        _to_png(image),
-        request.params.to_dict(),
-        request.max_side,
-        request.frame_every,
-        [(variant.caption, variant.params.to_dict()) for variant in request.variants],
-        request.title,
-    )
-
-
-def _decode_job(job: _Job) -> DreamRequest:
-    from dream_engine.study.sweeps import Variant
-
-    return DreamRequest(
-        _from_png(job.png),
-        DreamParams(**job.params),
-        job.max_side,
-        job.frame_every,
-        tuple(Variant(caption, DreamParams(**params)) for caption, params in job.variants),
-        job.title,
-    )
-
-
-def _decode_result(done: _Done, params: DreamParams) -> DreamResult:
-    from dream_engine.core.results import DreamResult
-
-    return DreamResult(
-        image=_from_png(done.image),
-        octaves=[_from_png(octave) for octave in done.octaves],
-        losses=done.losses,
-        params=params,
-        seconds=done.seconds,
-        notes=done.notes,
-        frames=[_from_png(frame) for frame in done.frames],
-        panels=[(caption, _from_png(panel)) for caption, panel in done.panels],
-    )
-
-
-def _raise(failure: _Failed) -> NoReturn:
-    """Re-raise a worker's failure as the error the engine would have raised in-process."""
-    if failure.kind == "cancelled":
-        raise DreamCancelled()
-    if failure.kind == "user":
-        raise _user_error_class(failure.error_type)(failure.message)
-    if failure.kind == "crashed":
-        raise WorkerCrashed(failure.message)
-    if failure.kind in ("oom", "failed"):
-        raise DreamFailed(failure.message)
-    log.error("dream failed in the worker: %s", failure.details or failure.message)
-    raise DreamFailed(
-        f"The dream engine failed ({failure.error_type}). Nothing was lost on your side; "
-        "try again, maybe with a smaller image."
-    )
-
-
-def _failure_of(error: BaseException) -> _Failed:
-    """What an executor raised, as data `_raise` turns back into the same error."""
-    if isinstance(error, DreamCancelled):
-        return _Failed("cancelled", "DreamCancelled", "")
-    if isinstance(error, UserError):
-        return _Failed("user", type(error).__name__, str(error))
-    if isinstance(error, WorkerCrashed):
-        return _Failed("crashed", type(error).__name__, str(error))
-    if isinstance(error, DreamFailed):
-        return _Failed("failed", type(error).__name__, str(error))
-    details = "".join(traceback.format_exception(error))
-    return _Failed("bug", type(error).__name__, str(error), details)
-
-
-def _user_error_class(name: str) -> type[UserError]:
-    """The `UserError` subclass called `name` (errors or images), else `UserError` itself."""
-    from dream_engine import errors
-    from dream_engine.media import images
-
-    for module in (errors, images):
-        candidate = getattr(module, name, None)
-        if isinstance(candidate, type) and issubclass(candidate, UserError):
-            return candidate
-    return UserError
 
 
 def _log_start_failure(task: asyncio.Task[_Worker]) -> None:
@@ -774,12 +464,4 @@ def _log_start_failure(task: asyncio.Task[_Worker]) -> None:
         log.error("dream worker failed to start: %s", error)
 
 
-__all__ = [
-    "DreamTimedOut",
-    "OomRetry",
-    "ProcessExecutor",
-    "WorkerCrashed",
-    "plan_oom_retry",
-    "run_job",
-    "worker_main",
-]
+__all__ = ["ProcessExecutor", "worker_main"]

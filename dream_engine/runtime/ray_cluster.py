@@ -6,8 +6,8 @@ number of ready workers changes, so the bot hands out exactly that many jobs.
 
 - `DreamWorker` (an actor, `num_gpus=1`, or `num_cpus=worker_cpus` on CPU-only
   clusters) builds the engine once and dreams job after job through the same
-  `run_job` as the local worker process: image in and images out as PNG bytes,
-  out-of-memory retried once smaller, failures as plain data.
+  `wire.run_job` as the local worker process: image in and images out as PNG
+  bytes, out-of-memory retried once smaller, failures as plain data (`wire.py`).
 - Progress: `begin(job_id, job)` starts the dream on a thread of the actor and
   returns; the bot then long-polls `events(job_id)`, which returns as soon as
   the engine reports (at most `WAIT` s later) with everything reported since,
@@ -21,7 +21,7 @@ number of ready workers changes, so the bot hands out exactly that many jobs.
   step). The job id keeps a late cancel from stopping the next job.
 - A worker that dies mid-job (node lost, out of memory, `ray.kill`): the job is
   tried once more on another (or the restarted) worker; a job that kills two is
-  `WorkerCrashed`, as in `worker_process`. Ray restarts the actor
+  `WorkerCrashed`, as in `process.py` (one policy: `retry.py`). Ray restarts the actor
   (`max_restarts=-1`); it counts again once its engine is built.
 - The pool follows the cluster: every `poll_seconds` the executor compares the
   cluster's GPUs (or CPUs / `worker_cpus`), capped by `max_workers`, with its
@@ -60,22 +60,22 @@ from dream_engine.errors import DreamCancelled
 from dream_engine.runtime.executor import (
     DreamFailed,
     DreamRequest,
+    DreamTimedOut,
     EngineConfig,
     ExecutorUnavailable,
+    WorkerCrashed,
     WorkerStatus,
 )
-from dream_engine.runtime.process import (
-    CRASHED_TWICE,
-    DreamTimedOut,
-    WorkerCrashed,
-    _decode_result,
-    _Done,
-    _encode_job,
-    _Failed,
-    _failure_of,
-    _Job,
-    _ProgressEvent,
-    _raise,
+from dream_engine.runtime.retry import CRASHED_TWICE, retry_after_crash
+from dream_engine.runtime.wire import (
+    Done,
+    Failed,
+    Job,
+    ProgressEvent,
+    decode_result,
+    encode_job,
+    failure_of,
+    raise_failure,
     run_job,
 )
 
@@ -117,7 +117,7 @@ class DreamWorker:
         """Where it runs and how much it did; answering at all means the engine is built."""
         return {**self._where, "jobs_done": self._jobs_done}
 
-    def begin(self, job_id: str, job: _Job) -> None:
+    def begin(self, job_id: str, job: Job) -> None:
         """Start `job` on a thread of its own; `events` hands out what it reports."""
         if self._running is not None:  # the last job's thread ends as it hands its outcome
             self._running.join(timeout=10)
@@ -135,7 +135,7 @@ class DreamWorker:
         self._running = threading.Thread(target=work, name=f"dream-{job_id}", daemon=True)
         self._running.start()
 
-    def events(self, job_id: str, wait: float) -> list[_ProgressEvent | _Done | _Failed]:
+    def events(self, job_id: str, wait: float) -> list[ProgressEvent | Done | Failed]:
         """What the job reported since the last call, in order, its outcome last (a long
         poll: waits up to `wait` s for the first item, then takes what is there). Of a run
         of progress events only each octave's last and the latest are kept."""
@@ -149,10 +149,10 @@ class DreamWorker:
         return [
             item
             for index, item in enumerate(items)
-            if not isinstance(item, _ProgressEvent)
+            if not isinstance(item, ProgressEvent)
             or item.fields["octave_done"]
             or index + 1 == len(items)
-            or not isinstance(items[index + 1], _ProgressEvent)
+            or not isinstance(items[index + 1], ProgressEvent)
         ]
 
     def cancel(self, job_id: str) -> None:
@@ -199,7 +199,7 @@ class RayExecutor:
         init_options: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = config.model
-        # As in `worker_process`: a job over `job_timeout` seconds (per attempt) is stopped by
+        # As in `process.py`: a job over `job_timeout` seconds (per attempt) is stopped by
         # restarting its worker; a worker is restarted fresh after `recycle_after` jobs (the
         # engine grows a little with every new image size; see README, Benchmark).
         self.job_timeout = job_timeout
@@ -251,19 +251,19 @@ class RayExecutor:
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
     ) -> DreamResult:
-        job = await asyncio.to_thread(_encode_job, request)
+        job = await asyncio.to_thread(encode_job, request)
         outcome = await self.run(job, request.label or "a dream", on_progress, cancel)
-        if isinstance(outcome, _Failed):
-            _raise(outcome)
-        return await asyncio.to_thread(_decode_result, outcome, request.params)
+        if isinstance(outcome, Failed):
+            raise_failure(outcome)
+        return await asyncio.to_thread(decode_result, outcome, request.params)
 
     async def run(
         self,
-        job: _Job,
+        job: Job,
         label: str,
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
-    ) -> _Done | _Failed:
+    ) -> Done | Failed:
         """`submit` on an encoded job: the worker's outcome as it sent it (the driver
         process hands it on to the bot undecoded). Raises what `submit` raises."""
         self._ensure_watch()
@@ -295,7 +295,7 @@ class RayExecutor:
                 ) from None
             except RayActorError as death:
                 deaths += 1
-                will_retry = deaths == 1 and not self._closed
+                will_retry = retry_after_crash(deaths) and not self._closed
                 log.error(
                     "dream worker %s died during a job (%s); %s",
                     slot.name,
@@ -505,10 +505,10 @@ class RayExecutor:
     async def _attempt(
         self,
         slot: _Slot,
-        job: _Job,
+        job: Job,
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
-    ) -> _Done | _Failed:
+    ) -> Done | Failed:
         """Run the job on one worker, relaying progress and cancel; `RayActorError` if it dies."""
         from dream_engine.core.results import Progress
 
@@ -533,13 +533,13 @@ class RayExecutor:
                         self._time_out(slot, limit)
                     await asyncio.wait({reply}, timeout=POLL_SECONDS)
                 for item in reply.result():
-                    if isinstance(item, _ProgressEvent):
+                    if isinstance(item, ProgressEvent):
                         try:
                             on_progress(Progress(**item.fields))
                         except Exception:
                             log.exception("progress callback failed")
                         continue
-                    assert isinstance(item, _Done | _Failed), f"unexpected item {item!r}"
+                    assert isinstance(item, Done | Failed), f"unexpected item {item!r}"
                     return item
         except asyncio.CancelledError:
             slot.actor.cancel.remote(job_id)  # the caller went away: stop the engine
@@ -678,7 +678,7 @@ class _Driver:
         health.cancel()
         await self._executor.close()
 
-    async def _run(self, job_id: str, job: _Job, label: str) -> None:
+    async def _run(self, job_id: str, job: Job, label: str) -> None:
         def progress(update: Progress) -> None:
             self._report()  # the first one: the job is in a worker's hand
             self._conn.send(("progress", job_id, dataclasses.asdict(update)))
@@ -689,7 +689,7 @@ class _Driver:
             log.error("lost the Ray cluster during job %s; this driver exits", label)
             os._exit(3)  # the bot keeps the job and hands it to the next driver
         except Exception as error:
-            outcome = _failure_of(error)
+            outcome = failure_of(error)
         finally:
             del self._cancels[job_id]
         self._report()  # first, so the bot sees the job done when it gets the outcome

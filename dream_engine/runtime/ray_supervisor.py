@@ -7,10 +7,10 @@ joined from that process (its state belongs to the old cluster; tried: a second
 fair queue, tell the waiting members, and carry on when the cluster is back.
 
 So the `RayExecutor` runs in a driver process (`ray_cluster.driver_main`) that
-this class supervises, the way `worker_process` supervises the engine:
+this class supervises, the way `process.py` supervises the engine:
 
-- jobs go down a pipe encoded (`_Job`); progress, the outcome (`_Done` or a
-  typed `_Failed`) and the workers' status come back;
+- jobs go down a pipe encoded (`wire.Job`); progress, the outcome (`wire.Done`
+  or a typed `wire.Failed`) and the workers' status come back;
 - the driver exits when it loses the cluster (it checks every few seconds);
   then capacity drops to 0 (the dream cog tells the waiting members), jobs in
   hand wait, and every `reconnect_seconds` a new driver tries to join. Once one
@@ -44,13 +44,13 @@ from dream_engine.runtime.executor import (
     ExecutorUnavailable,
     WorkerStatus,
 )
-from dream_engine.runtime.process import (
-    _decode_result,
-    _Done,
-    _encode_job,
-    _Failed,
-    _main_module_hidden,
-    _raise,
+from dream_engine.runtime.wire import (
+    Done,
+    Failed,
+    decode_result,
+    encode_job,
+    main_module_hidden,
+    raise_failure,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class _InHand:
 
     driver: _DriverProcess
     on_progress: Callable[[Progress], None]
-    outcome: asyncio.Future[_Done | _Failed]
+    outcome: asyncio.Future[Done | Failed]
 
 
 @dataclass
@@ -213,7 +213,7 @@ class SupervisedRayExecutor:
         on_progress: Callable[[Progress], None],
         cancel: threading.Event,
     ) -> DreamResult:
-        job = await asyncio.to_thread(_encode_job, request)
+        job = await asyncio.to_thread(encode_job, request)
         label = request.label or "a dream"
         losses = 0
         while True:
@@ -237,9 +237,9 @@ class SupervisedRayExecutor:
                 continue
             finally:
                 del self._in_hand[job_id]
-            if isinstance(outcome, _Failed):
-                _raise(outcome)
-            return await asyncio.to_thread(_decode_result, outcome, request.params)
+            if isinstance(outcome, Failed):
+                raise_failure(outcome)
+            return await asyncio.to_thread(decode_result, outcome, request.params)
 
     async def close(self) -> None:
         self._closed = True
@@ -264,7 +264,7 @@ class SupervisedRayExecutor:
             name="ray-driver",
             daemon=True,  # never outlive the bot
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
         child_end.close()  # its death means EOF here
         self.drivers_started += 1
@@ -379,7 +379,7 @@ class SupervisedRayExecutor:
 
     async def _outcome(
         self, in_hand: _InHand, job_id: str, cancel: threading.Event
-    ) -> _Done | _Failed:
+    ) -> Done | Failed:
         cancel_sent = False
         try:
             while True:

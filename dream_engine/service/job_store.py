@@ -186,6 +186,13 @@ class JobStore:
             jobs.append(job)
         return Resumed(jobs, given_up)
 
+    async def live_states(self) -> dict[str, JobState]:
+        """Every job not yet ended (waiting or running), by id: what a restart would resume."""
+        async with self._db.execute(
+            "SELECT id, state FROM jobs WHERE state IN ('queued', 'running')"
+        ) as cursor:
+            return {job_id: JobState(state) for job_id, state in await cursor.fetchall()}
+
     async def close(self) -> None:
         await self._db.close()
 

@@ -1,0 +1,272 @@
+"""Intake: from a member's request to an accepted job, or a private one-line refusal.
+
+Every path (`/dream` with a preset, a dropdown pick, the context menu,
+`/compare`, `/layers`) ends in `start_dream`, which refuses what it can at once
+(ephemeral, nothing queued), then defers, downloads, checks the image and hands
+it to the dream service (`bot.dreams.accept`), which queues it and saves it
+with its upload before the member is told "queued".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import discord
+from discord.http import Route
+
+from cogs.common import NO_MENTIONS
+from dream_engine.core.params import DreamParams, parse_channels, parse_layers
+from dream_engine.core.presets import Preset, default_preset_for, get_preset
+from dream_engine.errors import ImageError, ParamError, UserError
+from dream_engine.media.images import check_upload, decode_image
+from dream_engine.service.job_store import JobRecord
+from dream_engine.service.queue import GuildLimits
+from dream_engine.service.scheduler import NOT_SAVED
+from dream_engine.service.sources import ImageSource
+from dream_engine.study.sweeps import Variant
+
+if TYPE_CHECKING:
+    from bot import DreamBot
+
+log = logging.getLogger(__name__)
+
+REQUEST_BYTES = 25 * 1024 * 1024  # Discord refuses a request with more attachments than this
+
+#: Makes a comparison's variants from the preset and the member's parameters (/compare,
+#: /layers); raises `ParamError` for text that does not parse, before anything is queued.
+VariantMaker = Callable[[Preset, DreamParams], list[Variant]]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What `precheck` let through: the job's preset, parameters and limits."""
+
+    preset: Preset
+    params: DreamParams
+    max_side: int
+    limits: GuildLimits
+    variants: tuple[Variant, ...] = ()
+
+
+async def precheck(
+    bot: DreamBot,
+    interaction: discord.Interaction,
+    source: ImageSource,
+    preset_name: str | None,
+    overrides: dict[str, Any],
+    variants: VariantMaker | None = None,
+) -> Accepted | None:
+    """Refuse at once (ephemeral) what needs no download; else what the job will run with."""
+    try:
+        settings = (
+            await bot.guild_settings.get(interaction.guild_id) if interaction.guild_id else None
+        )
+        # In a thread, the parent channel is the one an admin allowed.
+        channel_id = getattr(interaction.channel, "parent_id", None) or interaction.channel_id
+        if settings and interaction.guild is not None:  # deleted while the bot was away
+            alive = {c for c in settings.channels if interaction.guild.get_channel(c)}
+            settings = replace(settings, channels=frozenset(alive))
+        if settings and channel_id and not settings.allows_channel(channel_id):
+            where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
+            raise UserError(f"Dreams are not made in this channel here. Try {where}.")
+        model = bot.executor.model_name
+        preset = get_preset(preset_name or default_preset_for(model))
+        if preset.model != model:
+            raise ParamError(
+                f"preset: '{preset.name}' is for the {preset.model} model; this bot runs {model}."
+            )
+        if isinstance(overrides.get("layers"), str):
+            overrides = {**overrides, "layers": parse_layers(overrides["layers"])}
+        if isinstance(overrides.get("channels"), str):
+            overrides = {**overrides, "channels": parse_channels(overrides["channels"])}
+        params = preset.params.replace(**overrides)
+        if overrides.get("seed") is not None and not params.seed_matters:
+            raise ParamError(
+                "seed: a seed only changes the random shifts (jitter), and they are off "
+                f"in {preset.name}; give jitter too, e.g. jitter:32."
+            )
+        made = tuple(variants(preset, params)) if variants else ()
+        check_upload(
+            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes
+        )
+        limits = settings.limits() if settings else bot.settings.default_limits
+        bot.queue.check(guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits)
+    except UserError as error:
+        await interaction.response.send_message(
+            str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        return None
+    max_side = settings.max_side if settings else bot.settings.max_side
+    return Accepted(preset, params, max_side, limits, made)
+
+
+async def start_dream(
+    bot: DreamBot,
+    interaction: discord.Interaction,
+    source: ImageSource,
+    *,
+    preset_name: str,
+    overrides: dict[str, Any],
+    gallery: bool = False,
+    animate: bool = False,
+    variants: VariantMaker | None = None,
+    title: str | None = None,
+) -> None:
+    """Accept a dream (or, with `variants`, a comparison in one grid) and queue it."""
+    checked = await precheck(bot, interaction, source, preset_name, overrides, variants)
+    if checked is None:
+        return
+    await interaction.response.defer(thinking=True)
+    try:
+        if source.id is None:  # kept for "Dream again with…"; after the ack, not before
+            source = await bot.sources.save(source)
+        data = await download(bot, source)
+        # The bytes, not the attachment's word for them, must be within the limit.
+        check_upload(len(data), None, source.filename, bot.settings.max_upload_bytes)
+        # Refuse a bad image now, not when its turn comes; the bytes are what is kept.
+        await asyncio.to_thread(decode_image, data, max_pixels=bot.settings.max_pixels)
+        saved_source = source
+
+        def record_for(job_id: str) -> JobRecord:
+            record = job_record(job_id, interaction, checked, saved_source, gallery, bot)
+            return replace(record, title=title, animate=animate)
+
+        await bot.dreams.accept(
+            guild_id=interaction.guild_id, user_id=interaction.user.id,
+            channel_id=interaction.channel_id or 0, limits=checked.limits,
+            record_for=record_for, image=data,
+        )  # fmt: skip
+    except Exception as error:
+        if not isinstance(error, UserError):  # the disk refused the source, or a bug
+            log.exception("could not accept a dream from %s", interaction.user.id)
+        # Nothing was queued: swap the public "thinking…" for a private explanation.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+        await interaction.followup.send(
+            str(error) if isinstance(error, UserError) else NOT_SAVED,
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+def job_record(
+    job_id: str,
+    interaction: discord.Interaction,
+    checked: Accepted,
+    source: ImageSource,
+    gallery: bool,
+    bot: DreamBot,
+) -> JobRecord:
+    """What is saved about an accepted job: enough to run and deliver it after a restart."""
+    upload_limit = min(interaction.filesize_limit or 10 * 1024 * 1024, REQUEST_BYTES)
+    return JobRecord(
+        id=job_id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+        user_id=interaction.user.id, user_name=interaction.user.display_name,
+        application_id=interaction.application_id, token=interaction.token,
+        # From when the member asked (the token's clock), not from after the download.
+        token_expires_at=(
+            interaction.created_at.timestamp() + bot.settings.interaction_lifetime
+        ),
+        upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
+        changed=changed_for_all(checked), gallery=gallery,
+        source_id=source.id, max_side=checked.max_side, variants=checked.variants,
+    )  # fmt: skip
+
+
+async def download(bot: DreamBot, source: ImageSource) -> bytes:
+    try:
+        return await asyncio.wait_for(fetch(bot, source.url), bot.settings.download_timeout)
+    except TimeoutError:
+        raise ImageError(
+            "Downloading your image from Discord timed out. Please try again."
+        ) from None
+    except discord.HTTPException as error:
+        raise ImageError(
+            f"Discord would not give me your image (HTTP {error.status}); attach it again."
+        ) from None
+    except (aiohttp.ClientError, OSError):  # the connection broke: dropped, reset, refused
+        raise ImageError(
+            "Downloading your image from Discord failed (the connection broke). Please try again."
+        ) from None
+
+
+async def fetch(bot: DreamBot, url: str) -> bytes:
+    """The file at a CDN link. Discord's links are signed and expire after about a day,
+    while "Dream again with…" stays under a result for a week: an expired link (404)
+    is signed again once (POST /attachments/refresh-urls) and fetched anew."""
+    try:
+        return await bot.http.get_from_cdn(url)
+    except discord.NotFound:
+        route = Route("POST", "/attachments/refresh-urls")
+        answer = await bot.http.request(route, json={"attachment_urls": [url]})
+        fresh = next(
+            (link["refreshed"] for link in answer.get("refreshed_urls", [])
+             if link.get("original") == url and link.get("refreshed") not in (None, url)),
+            None,
+        )  # fmt: skip
+        if fresh is None:
+            raise
+        return await bot.http.get_from_cdn(fresh)
+
+
+def takes(bot: DreamBot, source: ImageSource) -> bool:
+    """Whether a picture passes the checks made before downloading."""
+    try:
+        check_upload(
+            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes
+        )
+    except ImageError:
+        return False
+    return True
+
+
+def pictures_in(
+    message: discord.Message, *, guild_id: int | None, user_id: int
+) -> list[ImageSource]:
+    """The pictures of a message, attachments first, then what its embeds show. An embed's
+    picture is fetched through Discord's media proxy (`proxy_url`, which Discord itself
+    sets), never from the address the embed names; its size is learnt by downloading."""
+    found = [
+        ImageSource.unsaved(
+            url=a.url,
+            filename=a.filename,
+            size=a.size,
+            content_type=a.content_type,
+            guild_id=guild_id,
+            user_id=user_id,
+        )
+        for a in message.attachments
+        if (a.content_type or "image/").startswith("image/")
+    ]
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            if media.proxy_url:
+                name = PurePosixPath(urlsplit(media.url or media.proxy_url).path).name
+                found.append(
+                    ImageSource.unsaved(
+                        url=media.proxy_url,
+                        filename=name or "image",
+                        size=None,
+                        content_type=None,
+                        guild_id=guild_id,
+                        user_id=user_id,
+                    )
+                )
+    return found
+
+
+def changed_for_all(checked: Accepted) -> dict[str, Any]:
+    """What the member changed from the preset, where every tile of a comparison kept it."""
+    changed = checked.params.differences(checked.preset.params)
+    for variant in checked.variants:
+        kept = variant.params.differences(checked.params)
+        changed = {key: value for key, value in changed.items() if key not in kept}
+    return changed
