@@ -4,21 +4,14 @@ The bot keeps the fair queue; this executor only runs what it is handed, one
 job per worker at a time, and tells the bot (`on_capacity_change`) when the
 number of ready workers changes, so the bot hands out exactly that many jobs.
 
-- `DreamWorker` (an actor, `num_gpus=1`, or `num_cpus=worker_cpus` on CPU-only
-  clusters) builds the engine once and dreams job after job through the same
-  `wire.run_job` as the local worker process: image in and images out as PNG
-  bytes, out-of-memory retried once smaller, failures as plain data (`wire.py`).
-- Progress: `begin(job_id, job)` starts the dream on a thread of the actor and
-  returns; the bot then long-polls `events(job_id)`, which returns as soon as
-  the engine reports (at most `WAIT` s later) with everything reported since,
-  in order, the outcome last. One caller reads one queue, so order is kept; a
-  dead actor fails the pending call (`RayActorError`), so a crash is seen at
-  once; and it is plain actor calls, which work the same through Ray Client
-  (`ray://`), where streaming generators do not (tried: Ray 2.60 hands back a
-  plain ref). A backlog is thinned to each octave's last event and the latest.
-- Cancel: the actor runs two calls at once (`max_concurrency=2`: `events`, and
-  `cancel(job_id)`, which sets the `threading.Event` the engine checks every
-  step). The job id keeps a late cancel from stopping the next job.
+This is the driver's side: it places the actors and supervises them. What runs
+inside one (the engine, progress, cancel) is `ray_worker.py`; the process this
+executor lives in for the bot is `ray_driver.py`.
+
+- Each job goes to a free `DreamWorker` (`ray_worker.py`): `begin`, then a
+  long poll of `events` (`WAIT` s a call) relayed to `on_progress`, and one
+  `cancel` call when the caller cancels. A job over `job_timeout` restarts
+  its worker.
 - A worker that dies mid-job (node lost, out of memory, `ray.kill`): the job is
   tried once more on another (or the restarted) worker; a job that kills two is
   `WorkerCrashed`, as in `process.py` (one policy: `retry.py`). Ray restarts the actor
@@ -27,25 +20,20 @@ number of ready workers changes, so the bot hands out exactly that many jobs.
   cluster's GPUs (or CPUs / `worker_cpus`), capped by `max_workers`, with its
   actors, starts the missing ones and retires the surplus (idle ones first).
 
-This is the only module that imports `ray` (an optional extra: `pip install .[ray]`).
+Only the Ray modules of `runtime` (`ray_cluster`, `ray_worker`, `ray_driver`) import
+`ray` (an optional extra: `pip install .[ray]`); the bot process loads none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
-import os
-import queue
-import signal
-import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
 
 try:
@@ -66,6 +54,7 @@ from dream_engine.runtime.executor import (
     WorkerCrashed,
     WorkerStatus,
 )
+from dream_engine.runtime.ray_worker import DreamWorker
 from dream_engine.runtime.retry import CRASHED_TWICE, retry_after_crash
 from dream_engine.runtime.wire import (
     Done,
@@ -74,9 +63,7 @@ from dream_engine.runtime.wire import (
     ProgressEvent,
     decode_result,
     encode_job,
-    failure_of,
     raise_failure,
-    run_job,
 )
 
 if TYPE_CHECKING:
@@ -88,80 +75,6 @@ WAIT = 1.0  # seconds one `events` call waits for the job's next report
 POLL_SECONDS = 0.1  # how often a waiting job looks at its cancel flag
 START_SECONDS = 600.0  # start() waits this long for the first workers' engines
 PING_SECONDS = 20.0  # an idle worker that does not answer within this is counted as lost
-
-
-# -- the worker, on a cluster node -------------------------------------------------------------
-
-
-class DreamWorker:
-    """One engine on one GPU (or `worker_cpus` CPUs) of the cluster; one job at a time."""
-
-    def __init__(self, config: EngineConfig) -> None:
-        logging.basicConfig(level=logging.INFO)
-        self._engine = config.build()
-        self._cancel = threading.Event()
-        self._job_id: str | None = None
-        self._jobs_done = 0
-        self._running: threading.Thread | None = None
-        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        gpus = ray.get_gpu_ids()
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
-        self._where = {
-            "host": socket.gethostname(),
-            "node": ray.get_runtime_context().get_node_id()[:8],
-            "pid": os.getpid(),
-            "device": f"GPU {gpus[0]}" if gpus else f"CPU ({cpus:g} cores)",
-        }
-
-    def info(self) -> dict[str, Any]:
-        """Where it runs and how much it did; answering at all means the engine is built."""
-        return {**self._where, "jobs_done": self._jobs_done}
-
-    def begin(self, job_id: str, job: Job) -> None:
-        """Start `job` on a thread of its own; `events` hands out what it reports."""
-        if self._running is not None:  # the last job's thread ends as it hands its outcome
-            self._running.join(timeout=10)
-            if self._running.is_alive():
-                raise RuntimeError("this dream worker still has a job")
-        self._job_id = job_id
-        self._cancel.clear()
-        self._events = events = queue.SimpleQueue()
-
-        def work() -> None:
-            outcome = run_job(self._engine, job, self._cancel.is_set, events.put)
-            self._jobs_done += 1
-            events.put(outcome)
-
-        self._running = threading.Thread(target=work, name=f"dream-{job_id}", daemon=True)
-        self._running.start()
-
-    def events(self, job_id: str, wait: float) -> list[ProgressEvent | Done | Failed]:
-        """What the job reported since the last call, in order, its outcome last (a long
-        poll: waits up to `wait` s for the first item, then takes what is there). Of a run
-        of progress events only each octave's last and the latest are kept."""
-        if job_id != self._job_id:
-            return []
-        items: list[Any] = []
-        with contextlib.suppress(queue.Empty):
-            items.append(self._events.get(timeout=wait))
-            while True:
-                items.append(self._events.get_nowait())
-        return [
-            item
-            for index, item in enumerate(items)
-            if not isinstance(item, ProgressEvent)
-            or item.fields["octave_done"]
-            or index + 1 == len(items)
-            or not isinstance(items[index + 1], ProgressEvent)
-        ]
-
-    def cancel(self, job_id: str) -> None:
-        """Stop `job_id` at the engine's next check (runs beside `events`)."""
-        if self._job_id == job_id:
-            self._cancel.set()
-
-
-# -- the bot's side ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -601,125 +514,6 @@ class RayExecutor:
         )
 
 
-# -- the driver process, started (and restarted) by `ray_supervisor` -------------------------
-
-HEALTH_SECONDS = 5.0  # how often the driver checks the cluster (or every poll, if sooner)
-HEALTH_TIMEOUT = 10.0  # a check that takes longer failed
-LOST_AFTER = 3  # failed checks in a row: the cluster is gone, and the driver exits
-
-
-def driver_main(conn: Connection, config: EngineConfig, options: dict[str, Any]) -> None:
-    """The Ray driver: a `RayExecutor` serving the bot process over `conn`.
-
-    Ray ties a driver to the cluster it joined: once the head is gone, Ray ends
-    the driver's process (about a minute later) and a new head cannot be joined
-    from it. So the driver lives in a process of its own, which exits when it
-    loses the cluster; the bot keeps its queue and starts another (see
-    `ray_supervisor`). `options` are `RayExecutor`'s.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bot decides when the driver stops
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s ray-driver[%(process)d] %(levelname)s %(message)s"
-    )
-    executor = RayExecutor(config, **options)
-    health_seconds = min(HEALTH_SECONDS, executor.poll_seconds)
-    asyncio.run(_Driver(conn, executor, health_seconds).serve())
-
-
-class _Driver:
-    """Messages from the bot in (submit, cancel, max_workers, close); status, progress and
-    outcomes out. Everything is sent from the event loop, so what one job reports stays
-    in order."""
-
-    def __init__(self, conn: Connection, executor: RayExecutor, health_seconds: float) -> None:
-        self._conn = conn
-        self._executor = executor
-        self._health_seconds = health_seconds
-        self._cancels: dict[str, threading.Event] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reported: tuple[int, list[WorkerStatus]] | None = None
-
-    async def serve(self) -> None:
-        try:
-            await self._executor.start()
-        except ExecutorUnavailable as error:
-            self._conn.send(("unavailable", str(error)))
-            await self._executor.close()
-            return
-        self._executor.on_capacity_change = self._report
-        self._report()
-        inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def read() -> None:  # a thread: the pipe into the loop; the bot gone means close
-            while True:
-                try:
-                    message = self._conn.recv()
-                except (EOFError, OSError):
-                    message = ("close",)
-                loop.call_soon_threadsafe(inbox.put_nowait, message)
-                if message[0] == "close":
-                    return
-
-        threading.Thread(target=read, name="ray-driver-inbox", daemon=True).start()
-        health = asyncio.create_task(self._watch_health())
-        while (message := await inbox.get())[0] != "close":
-            if message[0] == "submit":
-                _, job_id, job, label = message
-                self._cancels[job_id] = threading.Event()  # before any cancel for it is read
-                task = asyncio.create_task(self._run(job_id, job, label))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif message[0] == "cancel" and (event := self._cancels.get(message[1])):
-                event.set()
-            elif message[0] == "max_workers":
-                self._executor.max_workers = message[1]
-                await self._executor.fit_pool()
-        health.cancel()
-        await self._executor.close()
-
-    async def _run(self, job_id: str, job: Job, label: str) -> None:
-        def progress(update: Progress) -> None:
-            self._report()  # the first one: the job is in a worker's hand
-            self._conn.send(("progress", job_id, dataclasses.asdict(update)))
-
-        try:
-            outcome = await self._executor.run(job, label, progress, self._cancels[job_id])
-        except ConnectionError:  # Ray Client lost the cluster: not the job's fault
-            log.error("lost the Ray cluster during job %s; this driver exits", label)
-            os._exit(3)  # the bot keeps the job and hands it to the next driver
-        except Exception as error:
-            outcome = failure_of(error)
-        finally:
-            del self._cancels[job_id]
-        self._report()  # first, so the bot sees the job done when it gets the outcome
-        self._conn.send(("outcome", job_id, outcome))
-
-    def _report(self) -> None:
-        """The workers, to the bot, when they changed (`/dreamadmin status` reads them)."""
-        status = (self._executor.capacity, self._executor.workers())
-        if status != self._reported:
-            self._reported = status
-            self._conn.send(("status", *status))
-
-    async def _watch_health(self) -> None:
-        """Exit once the cluster stops answering (its head is gone): this process cannot
-        join another, and the bot starts a new driver that can."""
-        failures = 0
-        while True:
-            await asyncio.sleep(self._health_seconds)
-            self._report()  # a job taken or a worker restarting shows in the next status
-            try:
-                await asyncio.wait_for(asyncio.to_thread(ray.cluster_resources), HEALTH_TIMEOUT)
-                failures = 0
-            except Exception as error:
-                failures += 1
-                log.warning("the Ray cluster did not answer (%s)", type(error).__name__)
-                if failures >= LOST_AFTER:
-                    log.error("lost the Ray cluster; this driver exits for the bot to start anew")
-                    os._exit(3)  # Ray's threads may be stuck on the lost cluster
-
-
 class _DeadBeforeStart(Exception):
     """The worker was dead (or restarting) before the job reached it."""
 
@@ -728,4 +522,4 @@ async def _result(ref: Any) -> Any:
     return await ref
 
 
-__all__ = ["DreamWorker", "RayExecutor", "driver_main"]
+__all__ = ["DreamWorker", "RayExecutor"]

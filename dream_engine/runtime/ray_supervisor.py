@@ -6,7 +6,7 @@ joined from that process (its state belongs to the old cluster; tried: a second
 `ray.init` in it crashed on a late reply). The bot must outlive that, keep its
 fair queue, tell the waiting members, and carry on when the cluster is back.
 
-So the `RayExecutor` runs in a driver process (`ray_cluster.driver_main`) that
+So the `RayExecutor` runs in a driver process (`ray_driver.driver_main`) that
 this class supervises, the way `process.py` supervises the engine:
 
 - jobs go down a pipe encoded (`wire.Job`); progress, the outcome (`wire.Done`
@@ -67,7 +67,7 @@ MAX_LOSSES = 3  # a job whose driver was lost this many times is given up
 
 def _driver_entry(conn: Connection, config: EngineConfig, options: dict[str, Any]) -> None:
     """The driver process's start (here, so that starting it imports no Ray in the bot)."""
-    from dream_engine.runtime.ray_cluster import driver_main
+    from dream_engine.runtime.ray_driver import driver_main
 
     driver_main(conn, config, options)
 
