@@ -26,7 +26,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from dream_engine.core.models import MODELS
-from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS
+from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISION_CHOICES
 from dream_engine.core.presets import default_preset_for, load_preset
 from dream_engine.errors import UserError
 from dream_engine.media.images import DEFAULT_MAX_PIXELS
@@ -83,7 +83,8 @@ class Settings:
     head_weights: str | None = None  # with-classifier weights file for target: dreams
     shutdown_grace: float = 30.0  # seconds a running dream may finish at shutdown before pausing
     worker_recycle: int = 100  # jobs per worker process before a fresh one replaces it
-    precision: str = "float32"  # or mixed_bfloat16 / mixed_float16 (see README, Performance)
+    precision: str = "auto"  # the fastest this device and model gain from; or force one
+    threads: int | None = None  # TensorFlow threads per op; None: the CPUs this process may use
     tile_size: int | None = DEFAULT_TILE_SIZE  # gradient tiles for big images; None = never
     # DREAM_EXECUTOR=ray: where the cluster is ("" starts a local Ray), how many workers
     # (None: one per GPU, or one per `worker_cpus` CPUs), how often the pool follows it.
@@ -139,8 +140,10 @@ class Settings:
         if model not in MODELS:
             raise ConfigError(f"DREAM_MODEL must be one of {', '.join(MODELS)}.")
         precision = env.get("DREAM_PRECISION", "").strip() or cls.precision
-        if precision not in PRECISIONS:
-            raise ConfigError(f"DREAM_PRECISION must be one of {', '.join(PRECISIONS)}.")
+        if precision not in PRECISION_CHOICES:
+            raise ConfigError(
+                f"DREAM_PRECISION must be one of {', '.join(PRECISION_CHOICES)}."
+            )
         executor = env.get("DREAM_EXECUTOR", "").strip().lower() or cls.executor
         executor = EXECUTOR_ALIASES.get(executor, executor)
         if executor not in EXECUTORS:
@@ -184,6 +187,7 @@ class Settings:
             shutdown_grace=number("DREAM_SHUTDOWN_GRACE", cls.shutdown_grace, float),
             worker_recycle=int(number("DREAM_WORKER_RECYCLE", cls.worker_recycle)),
             precision=precision,
+            threads=int(number("DREAM_THREADS", 0)) or None,
             tile_size=(int(tile_size) or None) if tile_size else cls.tile_size,
             ray_address=env.get("RAY_ADDRESS", "").strip(),
             workers=int(number("DREAM_WORKERS", 0)) or None,
@@ -334,6 +338,7 @@ def build_executor(settings: Settings) -> Executor:
         model=settings.model,
         weights=settings.weights,
         precision=settings.precision,
+        threads=settings.threads,
         tile_size=settings.tile_size,
         head_weights=settings.head_weights,
         warm_up=load_preset(default_preset_for(settings.model)),

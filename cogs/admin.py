@@ -168,8 +168,9 @@ def workers_text(bot: DreamBot, guild_id: int | None) -> str:
             doing = f"dreaming job `{job.id}` for <@{job.user_id}>"
         else:
             doing = "dreaming (another server's job)"
+        precision = f", {worker.precision}" if worker.precision else ""
         lines.append(
-            f"• `{worker.name}` {worker.state} on {worker.host}, {worker.device}: "
+            f"• `{worker.name}` {worker.state} on {worker.host}, {worker.device}{precision}: "
             f"{worker.jobs_done} done, {doing}"
         )
     return "\n".join(lines)[:2000]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dream_engine.core.models import MODELS
 from dream_engine.core.params import (
     DEFAULT_TILE_SIZE,
-    PRECISIONS,
+    PRECISION_CHOICES,
     DreamParams,
     parse_channels,
     parse_layers,
@@ -93,9 +94,22 @@ def add_engine_flags(parser: argparse.ArgumentParser, max_side: int) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default=os.environ.get("DREAM_PRECISION", "float32"),
-        help="compute precision; mixed_bfloat16 on CPUs with AVX512_BF16/AMX or recent GPUs",
+        choices=PRECISION_CHOICES,
+        default=os.environ.get("DREAM_PRECISION") or "auto",
+        help="compute precision (default $DREAM_PRECISION or auto: bfloat16 where the device "
+        "computes it natively and the model gains from it, else float32)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.environ.get("DREAM_THREADS") or "0",  # argparse checks it as an int
+        help="TensorFlow threads per op (default $DREAM_THREADS or 0: the CPUs this process "
+        "may use, from its affinity and cgroup quota)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="say which precision and threads the engine chose, and why",
     )
     parser.add_argument(
         "--tile-size",
@@ -146,15 +160,26 @@ def check_max_side(args: argparse.Namespace) -> None:
 def build_engine(args: argparse.Namespace, params: DreamParams) -> DreamEngine:
     """The engine the flags ask for, built as every executor builds one (`EngineConfig`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    if args.threads < 0:
+        raise UserError("threads: give a positive number (0 = the CPUs this process may use).")
     config = EngineConfig(
         model=params.model,
         weights=args.weights,
         seed=params.seed,
         precision=args.precision,
+        threads=args.threads or None,
         tile_size=args.tile_size or None,
         head_weights=args.head_weights,
     )
-    return config.build()
+    engine = config.build()
+    if args.verbose:
+        plan = engine.thread_plan
+        print(
+            f"precision: {engine.precision} ({engine.precision_choice.reason})\n"
+            f"threads: {plan.intra_op} per op, {plan.inter_op} at once ({plan.reason})",
+            file=sys.stderr,
+        )
+    return engine
 
 
 def checked_output(output: Path, formats: tuple[str, ...] = OUTPUT_FORMATS) -> Path:

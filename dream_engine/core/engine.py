@@ -15,6 +15,7 @@ classifier; see `DreamParams` for why each is measured that way.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,8 +29,14 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine.core.folding import fold_batch_norm
+from dream_engine.core.hardware import apply_threads, choose_precision, plan_threads
 from dream_engine.core.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
-from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISIONS, DreamParams
+from dream_engine.core.params import (
+    DEFAULT_TILE_SIZE,
+    MAX_TILE_SIZE,
+    PRECISION_CHOICES,
+    DreamParams,
+)
 from dream_engine.core.results import DreamResult, Progress
 from dream_engine.core.tiling import (
     DEFAULT_MIN_SIDE,
@@ -39,6 +46,8 @@ from dream_engine.core.tiling import (
     working_size,
 )
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
+
+log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
 # float16 gradients of small activations underflow; the gradient is normalised
@@ -69,17 +78,26 @@ class DreamEngine:
         weights: str = "imagenet",
         seed: int = 0,
         chunk_steps: int = CHUNK_STEPS,
-        precision: str = "float32",
+        precision: str = "auto",
         tile_size: int | None = DEFAULT_TILE_SIZE,
         head_weights: str | None = None,
+        threads: int | None = None,
     ) -> None:
         """`head_weights`: a with-classifier weights file for targets (default: see
-        `models.head_source`); the class head is loaded on the first targeted dream."""
-        if precision not in PRECISIONS:
-            raise ParamError(f"precision: choose from {', '.join(PRECISIONS)}.")
+        `models.head_source`); the class head is loaded on the first targeted dream.
+        `threads`: TensorFlow threads per op (None: the CPUs this process may use, read
+        from its affinity and cgroup quota, so a small container is not oversubscribed)."""
+        self.thread_plan = plan_threads(threads)
+        apply_threads(self.thread_plan)  # before the first op starts TensorFlow's pools
+        if precision not in PRECISION_CHOICES:
+            raise ParamError(f"precision: choose from {', '.join(PRECISION_CHOICES)}.")
         self.spec = get_model_spec(model)
         self.weights = weights
-        self.precision = precision
+        # `auto`: the fastest precision this device computes natively and this model gains
+        # from; the choice and its reason are logged and shown by the CLI and /dreamadmin.
+        self.precision_choice = choose_precision(self.spec.name, precision)
+        precision = self.precision = self.precision_choice.precision
+        log.info("%s at %s: %s", self.spec.name, precision, self.precision_choice.reason)
         self.tile_size = self._checked_tile_size(tile_size)
         self.seed = seed
         self.head_weights = head_weights

@@ -32,6 +32,8 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "seed"})
 # Engine options (not part of a dream's look), here so the bot can check them without TensorFlow.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+#: What an engine may be asked for: a precision, or `auto` (see `core/hardware.py`).
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 DEFAULT_TILE_SIZE = 1024  # larger images get their gradient tile by tile
 MAX_TILE_SIZE = 32768  # beyond any image's side: bigger would only overflow int32 offsets
 MAX_LAYER_WEIGHT = 1000.0

@@ -135,6 +135,7 @@ class WorkerStatus:
     jobs_done: int
     job: str | None = None  # the job in hand; None: idle
     state: str = "ready"  # ready, starting, restarting, leaving
+    precision: str = ""  # what its engine computes in, and why: "mixed_bfloat16 (...)"
 
 
 class Executor(Protocol):
@@ -170,10 +171,11 @@ class EngineConfig:
     model: str
     weights: str = "imagenet"
     seed: int = 0
-    precision: str = "float32"
+    precision: str = "auto"  # or a precision to force (see core/hardware.py)
     tile_size: int | None = DEFAULT_TILE_SIZE
     warm_up: DreamParams | None = None  # traced at start-up, before any user waits
     head_weights: str | None = None  # with-classifier file for targets (DREAM_HEAD_WEIGHTS)
+    threads: int | None = None  # TensorFlow threads per op; None: the usable CPUs
 
     def build(self) -> DreamEngine:
         """The engine, warmed up. Checks the weights before TensorFlow loads."""
@@ -187,6 +189,7 @@ class EngineConfig:
             weights=self.weights,
             seed=self.seed,
             precision=self.precision,
+            threads=self.threads,
             tile_size=self.tile_size,
             head_weights=self.head_weights,
         )
@@ -200,3 +203,8 @@ def local_host() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def precision_text(engine: DreamEngine) -> str:
+    """What `/dreamadmin status` and the log say of an engine's precision."""
+    return f"{engine.precision} ({engine.precision_choice.reason})"

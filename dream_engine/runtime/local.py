@@ -26,6 +26,7 @@ from dream_engine.runtime.executor import (
     EngineConfig,
     WorkerStatus,
     local_host,
+    precision_text,
 )
 from dream_engine.runtime.retry import run_with_oom_retry
 
@@ -55,6 +56,7 @@ class LocalExecutor:
             WorkerStatus(
                 "engine thread", local_host(), "this process", self._jobs_done, self._in_hand,
                 "ready" if self._engine is not None else "starting",
+                precision_text(self._engine) if self._engine is not None else "",
             )
         ]  # fmt: skip
 

@@ -43,6 +43,7 @@ from dream_engine.runtime.executor import (
     WorkerCrashed,
     WorkerStatus,
     local_host,
+    precision_text,
 )
 from dream_engine.runtime.retry import CRASHED_TWICE, retry_after_crash
 from dream_engine.runtime.wire import (
@@ -96,7 +97,7 @@ def worker_main(conn: Connection, cancel: ProcessEvent, config: EngineConfig) ->
         conn.send(StartFailed(message))
         return
     with contextlib.suppress(EOFError, OSError):  # the parent went away: nothing left to do
-        conn.send(Ready())
+        conn.send(Ready(precision_text(engine)))
         while (job := conn.recv()) is not None:
             conn.send(run_job(engine, job, cancel.is_set, conn.send))
 
@@ -117,6 +118,7 @@ class _Worker:
         self.conn = conn
         self.pid: int = process.pid or 0
         self.jobs_done = 0
+        self.precision = ""  # told by its Ready message
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._reader = threading.Thread(
             target=self._read, name=f"dream-worker-{self.pid}-reader", daemon=True
@@ -224,7 +226,12 @@ class ProcessExecutor:
         worker = self._worker
         name = "worker process" if worker is None else f"worker process {worker.pid}"
         state = "ready" if worker is not None else ("starting" if not self._closed else "closed")
-        return [WorkerStatus(name, local_host(), "local", self._jobs_done, self._in_hand, state)]
+        precision = worker.precision if worker is not None else ""
+        return [
+            WorkerStatus(
+                name, local_host(), "local", self._jobs_done, self._in_hand, state, precision
+            )
+        ]
 
     @property
     def worker_pid(self) -> int | None:
@@ -448,7 +455,8 @@ class ProcessExecutor:
             await worker.dispose()
             raise
         if isinstance(message, Ready):
-            log.info("dream worker %s ready", worker.pid)
+            worker.precision = message.precision
+            log.info("dream worker %s ready, %s", worker.pid, message.precision)
             return worker
         await worker.dispose()
         if isinstance(message, StartFailed):

@@ -240,6 +240,7 @@ class RayExecutor:
                 slot.jobs_done,
                 slot.job,
                 slot.state,
+                slot.where.get("precision", ""),
             )
             for slot in self._slots
         ]

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from dream_engine.runtime.executor import precision_text
 from dream_engine.runtime.wire import Done, Failed, Job, ProgressEvent, run_job
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class DreamWorker:
             "node": ray.get_runtime_context().get_node_id()[:8],
             "pid": os.getpid(),
             "device": f"GPU {gpus[0]}" if gpus else f"CPU ({cpus:g} cores)",
+            "precision": precision_text(self._engine),
         }
 
     def info(self) -> dict[str, Any]:

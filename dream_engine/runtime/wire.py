@@ -78,6 +78,8 @@ class Job:
 class Ready:
     """Worker -> parent: the engine is built (and warmed up); send jobs."""
 
+    precision: str = ""  # the precision it chose and why (`precision_text`)
+
 
 @dataclass(frozen=True)
 class StartFailed:

@@ -1,0 +1,188 @@
+"""What this machine computes fast, read once: the precision `auto` picks, and how many
+threads TensorFlow should use.
+
+`precision="auto"` (the default) picks bfloat16 where the device computes it
+natively (x86 CPUs with AMX-BF16 or AVX512_BF16, NVIDIA GPUs of compute
+capability 8.0 and later, TPUs), float16 where only float16 tensor cores exist
+(compute capability 7.x), float32 elsewhere, and keeps the reduced precision only
+for models where it was measured to pay: small depthwise convolutions
+(MobileNetV2) gain nothing from bfloat16 and pay for the casts.
+
+Threads: a container given two CPUs of a 64-core host must not start 64 threads
+per pool, so the pools are sized from the CPUs this process may really use (its
+affinity and its cgroup quota), unless `DREAM_THREADS` says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+FLOAT32, BFLOAT16, FLOAT16 = "float32", "mixed_bfloat16", "mixed_float16"
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+#: Steady-step speed of a reduced precision against float32, per model, measured with
+#: `python -m benchmarks.engine` on an Intel Xeon with AMX_BF16 (2 cores): InceptionV3
+#: mixed3..mixed7 at 512x384, 0.249 s float32 against 0.097 s mixed_bfloat16; VGG19's
+#: preset at 512x384, 2.05 s against 0.51 s; the dogs MobileNetV2 demo dream 7.3 s
+#: against 9.0 s. A model below 1.0 stays at float32.
+MEASURED_SPEEDUP: dict[str, float] = {
+    "inceptionv3": 2.56,
+    "vgg19": 4.0,
+    "mobilenetv2": 0.81,
+    "dogs": 0.81,
+}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision an engine runs at, and why (logged at start, shown by status)."""
+
+    precision: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """The fastest device TensorFlow will place the model on, as far as precision goes."""
+
+    name: str  # "CPU", "GPU 0 (NVIDIA H200, compute capability 9.0)", "TPU"
+    native: str  # the reduced precision it computes natively, or float32 if none
+
+
+def choose_precision(model: str, requested: str, device: Device | None = None) -> PrecisionChoice:
+    """`requested` as given, or for `auto` the fastest precision this model gains from."""
+    if requested != AUTO:
+        return PrecisionChoice(requested, "asked for")
+    device = device or detect_device()
+    if device.native == FLOAT32:
+        return PrecisionChoice(FLOAT32, f"{device.name} has no native bfloat16 or float16")
+    speedup = MEASURED_SPEEDUP.get(model)
+    if speedup is not None and speedup < 1.0:
+        return PrecisionChoice(
+            FLOAT32,
+            f"{device.name} has {_short(device.native)}, but {model} measured "
+            f"{speedup:.2f}x with it (small depthwise convolutions gain nothing)",
+        )
+    gain = f", measured {speedup:.2f}x for {model}" if speedup is not None else ""
+    return PrecisionChoice(device.native, f"{device.name} computes {_short(device.native)}{gain}")
+
+
+def detect_device() -> Device:
+    """The accelerator TensorFlow sees first (TPU, GPU), else this CPU, with its native
+    reduced precision. Imports TensorFlow only to look for accelerators."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        return Device("TPU", BFLOAT16)
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        major, minor = details.get("compute_capability") or (0, 0)
+        name = f"GPU 0 ({details.get('device_name', 'GPU')}, compute capability {major}.{minor})"
+        native = BFLOAT16 if major >= 8 else FLOAT16 if major == 7 else FLOAT32
+        return Device(name, native)
+    flags = cpu_flags()
+    found = [flag.upper() for flag in CPU_BF16_FLAGS if flag in flags]
+    if found:
+        return Device(f"this CPU ({', '.join(found)})", BFLOAT16)
+    return Device("this CPU", FLOAT32)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (Linux); empty where they cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may run on: its affinity, capped by a cgroup CPU quota (v2
+    `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota(cgroup: Path) -> float | None:
+    """The CPU quota in CPUs, or None where there is none (or it cannot be read)."""
+    try:
+        fields = (cgroup / "cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return int(fields[0]) / int(fields[1])
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    intra_op: int  # threads one op (a convolution) may use
+    inter_op: int  # ops run side by side
+    reason: str
+
+
+def plan_threads(threads: int | None = None, cgroup: Path = Path("/sys/fs/cgroup")) -> ThreadPlan:
+    """TensorFlow's pools sized from the usable CPUs, or `threads` for one op when given
+    (`DREAM_THREADS`, `--threads`; 0 or None: from the CPUs)."""
+    if threads:
+        return ThreadPlan(threads, _inter_op(threads), "set by DREAM_THREADS / --threads")
+    cpus = usable_cpus(cgroup)
+    return ThreadPlan(cpus, _inter_op(cpus), f"{cpus} usable CPU(s) (affinity and cgroup quota)")
+
+
+def _inter_op(threads: int) -> int:
+    """A dream is one chain of big ops: a second op beside it helps a little, more only
+    oversubscribe the cores the convolutions already use."""
+    return 1 if threads <= 2 else 2
+
+
+def apply_threads(plan: ThreadPlan) -> bool:
+    """Size TensorFlow's pools; False if TensorFlow had already started them (too late:
+    another engine in this process came first, and its pools are kept)."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    ) == (
+        plan.intra_op,
+        plan.inter_op,
+    ):
+        return True
+    try:
+        threading.set_intra_op_parallelism_threads(plan.intra_op)
+        threading.set_inter_op_parallelism_threads(plan.inter_op)
+    except RuntimeError:  # the runtime is initialised: the pools keep their size
+        log.debug("TensorFlow's thread pools already run; %s not applied", plan)
+        return False
+    log.info("TensorFlow threads: %d per op, %d ops at once (%s)",
+             plan.intra_op, plan.inter_op, plan.reason)  # fmt: skip
+    return True
+
+
+def _short(precision: str) -> str:
+    return precision.removeprefix("mixed_")
