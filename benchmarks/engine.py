@@ -115,7 +115,7 @@ FULL = Plan(
     stream=("300x200", "256x256", "410x300", "333x222", "500x375"),
     stream_iterations=10,
     precision_size="512x384",
-    precisions=("float32", "mixed_bfloat16", "mixed_float16"),
+    precisions=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
     huge_size="4096x4096",
     huge_steps=1,  # ~1.5 min a step on 2 cores; the warm-up step comes on top
     huge_tile=DEFAULT_TILE_SIZE,  # the default the bot runs with
@@ -135,7 +135,7 @@ QUICK = Plan(
     stream=("120x90", "96x96"),
     stream_iterations=2,
     precision_size="96x96",
-    precisions=("float32", "mixed_bfloat16"),
+    precisions=("float32", "mixed_bfloat16", "auto"),
     huge_size=None,
     huge_steps=0,
     huge_tile=0,
@@ -544,7 +544,10 @@ def run_here(case: Case, isolated: bool) -> list[Record]:
 
 
 def make_dreamer(case: Case) -> Any:
-    """The engine with `case.engine_options`, or the reference (untiled, float32 by design)."""
+    """The engine with `case.engine_options`, or the reference (untiled, float32 by design).
+
+    The engine runs at float32 unless the case says otherwise, so engine against
+    reference compares the same arithmetic; the precision case shows what `auto` adds."""
     if case.impl == "reference":
         from benchmarks.reference import ReferenceDreamer
 
@@ -552,7 +555,8 @@ def make_dreamer(case: Case) -> Any:
     from dream_engine import DreamEngine, ParamError
 
     try:
-        engine = DreamEngine(model=case.model, weights=case.weights, seed=0, **case.engine_options)
+        options = {"precision": "float32", **case.engine_options}
+        engine = DreamEngine(model=case.model, weights=case.weights, seed=0, **options)
     except TypeError as error:
         raise Skipped(f"DreamEngine does not accept {case.engine_options} yet: {error}") from None
     except ParamError as error:
