@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint
+.PHONY: setup test test-fast demo bench lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Everything, as CI runs it (.ci/run), with the slowest tests listed at the end. Two
+# workers, a test file at a time each (most tests wait on processes, sockets and timers);
+# tests/conftest.py keeps Ray's files on one worker and lets a file marked `alone` run alone.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
+
+# The inner loop: the unit tests only, no engine, no Ray, no bot over the fake Discord.
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not ray and not e2e"
 
 demo: setup
 	$(BIN)/python -m dream_engine "$$($(BIN)/python -c 'import skimage.data, os; print(os.path.join(os.path.dirname(skimage.data.__file__), "chelsea.png"))')" \

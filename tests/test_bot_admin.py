@@ -20,7 +20,7 @@ from dream_engine.runtime.executor import WorkerStatus
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.test_bot_e2e import settings_for
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 
 
 class StubExecutor:
@@ -52,6 +52,10 @@ class StubExecutor:
 
 @asynccontextmanager
 async def running_bot(tmp_path, **changes):
+    # A stub dream only ends when cancelled, so the shutdown grace (30 s by default) would
+    # only be waited out when one is still on its way in (downloaded after the defer) as
+    # the test ends.
+    changes = {"shutdown_grace": 0.2, **changes}
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         bot = create_bot(settings_for(tmp_path, **changes), StubExecutor())

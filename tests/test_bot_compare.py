@@ -7,21 +7,18 @@ bar, one grid, and each variant in the gallery.
 
 from __future__ import annotations
 
-import contextlib
 import io
 
 import pytest
 from PIL import Image
 
 from bot import create_bot
-from dream_engine.runtime.executor import EngineConfig
-from dream_engine.runtime.local import LocalExecutor
 from tests.fakediscord import FakeDiscord
-from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
+from tests.test_bot_e2e import DREAM, png, settings_for, world
 
-__all__ = ["executor", "world"]  # pytest fixtures, imported for their side effect
+__all__ = ["world"]  # a pytest fixture, imported for its side effect
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 QUICK = {"preset": "one-octave", "iterations": 2}
 
 
@@ -183,12 +180,12 @@ async def test_animate_posts_the_dream_forming_as_a_gif(world, cat_photo):
     assert movie.size == opened(result.files[0].data).size
 
 
-async def test_a_comparison_of_targets_does_not_name_the_base_presets_target(tmp_path, cat_photo):
+async def test_a_comparison_of_targets_does_not_name_the_base_presets_target(
+    tmp_path, cat_photo, dogs_executor
+):
     # dogs-pug is the one preset with a target; its comparison dreams Chihuahua and Samoyed.
-    dogs = LocalExecutor(EngineConfig("dogs", "imagenet"))
-    await dogs.start()
-    async with FakeDiscord() as fake, contextlib.AsyncExitStack() as cleanup:
-        cleanup.push_async_callback(dogs.close)
+    dogs = dogs_executor  # the session's: a bot does not close an executor it is given
+    async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         bob = fake.add_member(guild, "bob")
         await fake.start_bot(create_bot(settings_for(tmp_path, model="dogs"), dogs))

@@ -8,7 +8,6 @@ its own database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
 import sqlite3
@@ -22,19 +21,10 @@ from PIL import Image
 
 from bot import DreamBot, Settings, create_bot
 from dream_engine.core.results import DreamResult
-from dream_engine.runtime.executor import EngineConfig
-from dream_engine.runtime.local import LocalExecutor
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 DREAM = 60.0  # generous wait for a dream on a busy 2-core CI machine
-
-
-@pytest.fixture(scope="session")
-def executor() -> LocalExecutor:
-    shared = LocalExecutor(EngineConfig("inceptionv3", "random"))
-    asyncio.run(shared.start())
-    return shared
 
 
 def settings_for(tmp_path: Path, **changes) -> Settings:
@@ -150,12 +140,10 @@ async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_phot
     assert not redone.followups  # no gallery: nothing was asked this time
 
 
-async def test_a_bot_on_the_dogs_model_offers_the_dogs_presets(tmp_path, cat_photo):
+async def test_a_bot_on_the_dogs_model_offers_the_dogs_presets(tmp_path, cat_photo, dogs_executor):
     """Without a preset, and from "Dream this image": the model's own presets, not balanced."""
-    dogs = LocalExecutor(EngineConfig("dogs", "imagenet"))
-    await dogs.start()
-    async with FakeDiscord() as fake, contextlib.AsyncExitStack() as cleanup:
-        cleanup.push_async_callback(dogs.close)  # the bot does not own an executor it is given
+    dogs = dogs_executor  # the session's (a bot does not close an executor it is given)
+    async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
         bob = fake.add_member(guild, "bob")
         await fake.start_bot(create_bot(settings_for(tmp_path, model="dogs"), dogs))
@@ -398,6 +386,7 @@ async def test_an_attachment_larger_than_it_claims_is_refused_after_download(tmp
         assert len(bot.queue) == 0 and not bot.queue.running()
 
 
+@pytest.mark.slow  # a worker process of its own builds the engine
 async def test_a_dream_through_the_default_worker_process(tmp_path, cat_photo):
     """The default executor: the engine in a spawned, supervised worker process."""
     settings = settings_for(tmp_path, executor="process")

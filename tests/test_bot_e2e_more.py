@@ -22,12 +22,12 @@ from PIL import Image
 from bot import create_bot
 from dream_engine.core.results import DreamResult
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import DREAM, executor, png, settings_for, world
+from tests.test_bot_e2e import DREAM, png, settings_for, world
 from tests.test_durable_jobs import GatedExecutor
 
-__all__ = ["executor", "world"]  # pytest fixtures, imported for their side effect
+__all__ = ["world"]  # a pytest fixture, imported for its side effect
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 
 QUICK = {"preset": "one-octave", "iterations": 1}
 # Long enough to still be running while the test looks around; cancelled afterwards.

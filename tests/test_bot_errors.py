@@ -17,7 +17,7 @@ from discord import app_commands
 from bot import Settings, create_bot
 from tests.fakediscord import FakeDiscord
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 
 
 class NoEngine:

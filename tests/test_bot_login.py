@@ -12,6 +12,8 @@ import bot as bot_module
 from tests.fakediscord import FakeDiscord
 from tests.test_bot_e2e import settings_for
 
+pytestmark = pytest.mark.e2e
+
 
 def closed_port() -> int:
     with socket.socket() as probe:
@@ -19,8 +21,15 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # nothing listens once the probe closes
 
 
+@pytest.fixture
+def no_engine(monkeypatch):
+    """For the tests of logging in: the bot's executor starts at once and builds no engine
+    (`IdleExecutor`), so a test spends its time on Discord, not on TensorFlow."""
+    monkeypatch.setattr(bot_module, "build_executor", lambda settings: IdleExecutor())
+
+
 @pytest.mark.asyncio
-async def test_a_token_discord_refuses_is_one_line_and_exit_2(tmp_path, capsys):
+async def test_a_token_discord_refuses_is_one_line_and_exit_2(tmp_path, capsys, no_engine):
     async with FakeDiscord(bot_token="the-real-one"):
         settings = settings_for(tmp_path, token="an-old-one", executor="thread")
         status = await bot_module._run(settings)
@@ -34,13 +43,15 @@ async def test_a_token_discord_refuses_is_one_line_and_exit_2(tmp_path, capsys):
 async def test_the_right_token_is_let_in_by_the_fake(tmp_path):
     """The check above is real: the same fake takes its own token."""
     async with FakeDiscord(bot_token="the-real-one") as fake:
-        dreambot = bot_module.create_bot(settings_for(tmp_path))
+        dreambot = bot_module.create_bot(settings_for(tmp_path), IdleExecutor())
         await fake.start_bot(dreambot, token="the-real-one")
         assert dreambot.user is not None and dreambot.user.id == fake.bot_user.id
 
 
 @pytest.mark.asyncio
-async def test_discord_out_of_reach_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
+async def test_discord_out_of_reach_is_one_line_and_exit_3(
+    tmp_path, capsys, monkeypatch, no_engine
+):
     monkeypatch.setattr(Route, "BASE", f"http://127.0.0.1:{closed_port()}/api/v10")
     status = await bot_module._run(settings_for(tmp_path, executor="thread"))
     err = capsys.readouterr().err

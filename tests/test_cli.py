@@ -33,6 +33,7 @@ def photo(tmp_path: Path, cat_photo: Image.Image) -> Path:
     return path
 
 
+@pytest.mark.slow  # a CLI process builds and dreams
 def test_dream_with_gallery_and_overrides(tmp_path, photo):
     output, gallery = tmp_path / "out" / "dream.png", tmp_path / "octaves"
     result = run_cli(
@@ -53,6 +54,7 @@ def test_dream_with_gallery_and_overrides(tmp_path, photo):
     ]
 
 
+@pytest.mark.slow  # a CLI process builds and dreams
 def test_a_targeted_channel_dream_with_a_progress_gif(tmp_path, photo):
     output, gif = tmp_path / "dream.png", tmp_path / "anim" / "dream.gif"
     result = run_cli(
@@ -126,6 +128,7 @@ def test_list_presets_with_no_valid_preset_says_where_it_looked(tmp_path):
     assert result.stderr == f"error: There are no valid presets in {tmp_path}.\n"
 
 
+@pytest.mark.slow  # a CLI process loads TensorFlow
 def test_offline_without_weights_exits_2_with_where_to_put_them(tmp_path, photo):
     proxy = "http://127.0.0.1:9"  # refuses connections: offline for sure
     env = {"KERAS_HOME": str(tmp_path), "HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": ""}

@@ -27,6 +27,7 @@ def grid_of(path: Path) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)
 
 
+@pytest.mark.slow  # a CLI process builds and dreams
 def test_compare_vary_twice_writes_one_grid_of_every_combination(tmp_path, photo):
     output = tmp_path / "grids" / "steps.png"
     result = run_cli(
@@ -40,6 +41,7 @@ def test_compare_vary_twice_writes_one_grid_of_every_combination(tmp_path, photo
     assert grid.shape[1] > 3 * 120 and grid.std() > 20  # 5 tiles, not a blank sheet
 
 
+@pytest.mark.slow  # builds an engine and dreams
 def test_compare_presets_default_output_next_to_the_input(photo, capsys):
     # In-process (main() as the entry point calls it): one process start less for the suite.
     assert main(["compare", str(photo), "--presets", "lower-layers,upper-layers", *QUICK]) == 0
@@ -49,6 +51,7 @@ def test_compare_presets_default_output_next_to_the_input(photo, capsys):
     assert grid_of(output).shape[1] > 2 * 120
 
 
+@pytest.mark.slow  # a CLI process builds and dreams
 def test_layers_sheet_of_chosen_layers(tmp_path, photo):
     output = tmp_path / "sheet.png"
     result = run_cli(
@@ -59,6 +62,7 @@ def test_layers_sheet_of_chosen_layers(tmp_path, photo):
     assert grid_of(output).shape[1] > 3 * 120
 
 
+@pytest.mark.slow  # a CLI process builds and dreams
 def test_kinds_needs_no_input(tmp_path):
     output = tmp_path / "kinds.png"
     result = run_cli("kinds", "-o", str(output), "--seed", "3", *QUICK)

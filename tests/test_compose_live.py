@@ -20,9 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("DREAM_COMPOSE_LIVE"), reason="runs in docker-compose.yml's bot container"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("DREAM_COMPOSE_LIVE"),
+        reason="runs in docker-compose.yml's bot container",
+    ),
+    pytest.mark.e2e,
+    pytest.mark.ray,
+]
 
 from bot import Settings, create_bot  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402

@@ -21,11 +21,9 @@ import pytest
 from bot import close_on_signals, create_bot
 from dream_engine.errors import DreamCancelled
 from tests.fakediscord import FakeDiscord
-from tests.test_bot_e2e import DREAM, executor, png, settings_for
+from tests.test_bot_e2e import DREAM, png, settings_for
 
-__all__ = ["executor"]  # a pytest fixture, imported for its side effect
-
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 
 
 class GatedExecutor:
@@ -383,12 +381,14 @@ class HeldDreams:
 
 
 async def test_shutdown_while_a_result_is_being_posted_pauses_the_job_not_a_crash(
-    tmp_path, cat_photo
+    tmp_path, cat_photo, monkeypatch
 ):
     """README: at shutdown "the running dream gets DREAM_SHUTDOWN_GRACE seconds to finish and
     be delivered, else it is paused and saved to run again". Here the dream is done but its
     post is slow (Discord rate-limits the edit) when the grace ends: the job is saved as
     waiting, not left 'running' for the next start to count as a crash."""
+    # The stuck post outlasts the goodbye grace too (10 s) whatever its length: 1 s here.
+    monkeypatch.setattr("dream_engine.service.scheduler.GOODBYE_GRACE", 1.0)
     settings = settings_for(tmp_path, shutdown_grace=0.2)
     held = HeldDreams()
     async with FakeDiscord() as fake:

@@ -155,6 +155,7 @@ def test_dogs_dream_of_a_real_photo_really_dreams(dogs_engine, cat_photo):
     assert change > 12  # of 255: a visible dream, not a rounding difference
 
 
+@pytest.mark.slow  # an engine of its own
 def test_warm_up_traces_once_so_the_first_dream_does_not(noise_image):
     from dream_engine import DreamEngine
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +11,9 @@ from PIL import Image
 
 from dream_engine import DreamEngine, DreamParams, ParamError, load_preset
 from dream_engine.core.engine import _Objective
+from dream_engine.core.results import DreamResult
+
+pytestmark = pytest.mark.slow  # engines of their own: tiled, bfloat16, float16
 
 
 @pytest.fixture(scope="module")
@@ -74,23 +79,62 @@ def test_tiling_never_retraces_across_sizes(tiled_dogs, cat_photo):
     assert tiled_dogs.trace_count == traces
 
 
-def test_bfloat16_dream_stays_close_to_float32(dogs_engine, cat_photo):
+PRECISION_PARAMS = load_preset("dogs-dream").replace(octaves=2, iterations=8)
+
+
+def nudged(photo: Image.Image, seed: int) -> Image.Image:
+    """The photo with every value moved one level (1/255) up or down at random."""
+    steps = np.random.default_rng(seed).choice(np.array([-1, 1], np.int16), pixels(photo).shape)
+    return Image.fromarray(np.clip(np.asarray(photo, np.int16) + steps, 0, 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Chaos:
+    """Float32's dream of the photo, and how far float32 itself moves it at a glance (mean
+    difference at 1/8 size, in 0-255 levels) when the photo moves by one level."""
+
+    reference: DreamResult
+    twin_disagreement: float
+
+
+@pytest.fixture(scope="module")
+def float32_chaos(dogs_engine, cat_photo) -> Chaos:
+    # `auto` keeps the dogs network in float32 on every device (it gains nothing in less).
+    engine = dogs_engine if dogs_engine.precision == "float32" else None
+    engine = engine or DreamEngine(model="dogs", precision="float32")
+    reference = engine.dream(cat_photo, PRECISION_PARAMS)
+    twins = [engine.dream(nudged(cat_photo, seed), PRECISION_PARAMS) for seed in (1, 2)]
+    apart = [np.abs(low_res(t.image) - low_res(reference.image)).mean() for t in twins]
+    return Chaos(reference, float(np.mean(apart)))
+
+
+def assert_within_the_chaos(dream: DreamResult, chaos: Chaos) -> None:
+    """A reduced precision moves the dream no further than a one-level nudge of the photo.
+
+    Gradient ascent amplifies any difference: measured over 8 inputs (the photo and 7 nudged
+    copies, on an AMX_BF16 Xeon), float32 of a twin nudged by ±1/255 differs from float32
+    by 2.46-2.65 levels at 1/8, bfloat16 by 2.46-2.57, float16 by 2.22-2.40 (at most 1.06x
+    the twin's), and the last octave's loss by up to 3.8% (twins), 4.5% and 3.0%. A broken
+    precision path (overflow, no loss scaling) is far outside either margin.
+    """
+    assert all(np.isfinite(loss) for octave in dream.losses for loss in octave)
+    reference = chaos.reference
+    assert dream.losses[-1][-1] == pytest.approx(reference.losses[-1][-1], rel=0.07)
+    disagreement = np.abs(low_res(dream.image) - low_res(reference.image)).mean()
+    assert disagreement <= 1.25 * chaos.twin_disagreement, (disagreement, chaos.twin_disagreement)
+
+
+def test_bfloat16_dream_stays_close_to_float32(float32_chaos, cat_photo):
     bf16 = DreamEngine(model="dogs", precision="mixed_bfloat16")
     assert bf16.backbone.layers[2].compute_dtype == "bfloat16"
-    params = load_preset("dogs-dream").replace(octaves=2, iterations=8)
-    reference = dogs_engine.dream(cat_photo, params)
-    assert_same_dream(bf16.dream(cat_photo, params), reference, cat_photo, loss_tolerance=0.05)
+    assert_within_the_chaos(bf16.dream(cat_photo, PRECISION_PARAMS), float32_chaos)
 
 
-def test_float16_dream_stays_close_to_float32(dogs_engine, cat_photo):
+def test_float16_dream_stays_close_to_float32(float32_chaos, cat_photo):
     """The GPU's tensor-core path, run on the CPU: folded kernels, loss scaling, float32 loss."""
     fp16 = DreamEngine(model="dogs", precision="mixed_float16")
     assert fp16.backbone.get_layer("Conv1").compute_dtype == "float16"
-    params = load_preset("dogs-dream").replace(octaves=2, iterations=8)
-    reference = dogs_engine.dream(cat_photo, params)
-    dream = fp16.dream(cat_photo, params)
-    assert all(np.isfinite(loss) for octave in dream.losses for loss in octave)
-    assert_same_dream(dream, reference, cat_photo, loss_tolerance=0.05)
+    assert_within_the_chaos(fp16.dream(cat_photo, PRECISION_PARAMS), float32_chaos)
 
 
 def test_a_dream_can_turn_tiles_off_with_0_and_is_held_to_the_tile_range(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from dream_engine.core.folding import PassThrough, fold_batch_norm
 from dream_engine.core.models import MODELS, load_backbone
@@ -36,6 +37,7 @@ def test_dogs_features_survive_folding_with_trained_statistics(dogs_engine, cat_
     assert batch_norms(plain)[0].name in {layer.name for layer in passes}
 
 
+@pytest.mark.slow  # builds InceptionV3
 def test_inception_features_survive_folding_with_nontrivial_statistics():
     # Random weights come with mean 0 / variance 1 statistics, which fold to nothing:
     # give every normalisation its own, so the fold has something to get wrong.
@@ -93,6 +95,7 @@ def test_only_a_linear_convolution_that_feeds_nothing_else_is_folded():
     np.testing.assert_allclose(folded(image), plain(image), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # builds MobileNetV2
 def test_folding_keeps_mixed_precision():
     plain = load_backbone("mobilenetv2", "random", precision="mixed_bfloat16")
     folded = fold_batch_norm(plain)

@@ -103,6 +103,7 @@ def test_a_thread_setting_wins_over_the_cpus(tmp_path):
     assert plan_threads(0, cgroup=tmp_path).intra_op == affinity()
 
 
+@pytest.mark.slow
 def test_an_engine_sizes_tensorflows_pools_from_a_cpu_affinity_of_one():
     """Run in a fresh process pinned to one CPU, so TensorFlow's pools are not started yet."""
     script = (
@@ -124,6 +125,8 @@ def test_an_engine_sizes_tensorflows_pools_from_a_cpu_affinity_of_one():
     assert precision == FLOAT32  # the dogs model never gains from bfloat16
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.asyncio(loop_scope="function")
 async def test_dreamadmin_status_shows_each_workers_precision_and_why(tmp_path):
     from bot import Settings, create_bot

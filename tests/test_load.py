@@ -13,14 +13,15 @@ queue during the burst; leaving the world cancels it and closes the bot.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from benchmarks import load as load_benchmark
 from benchmarks.load import (
     ACK_DEADLINE,
     QUEUED,
@@ -35,12 +36,16 @@ from benchmarks.load import (
     expect,
     fairness_breaks,
     round_robin_breaks,
-    start_executor,
 )
 from dream_engine.runtime.local import LocalExecutor
 from dream_engine.service.queue import GuildQueueFull, QueueFull, UserLimitReached
 
-module_loop = pytest.mark.asyncio(loop_scope="module")  # the world fixture outlives one test
+
+def module_loop(test):
+    """A test of the bot over the fake Discord on the module's loop (the world fixture
+    outlives one test)."""
+    return pytest.mark.e2e(pytest.mark.asyncio(loop_scope="module")(test))
+
 
 SCENARIOS = {
     "member-limit": Limits(max_queue=200, queue_size=25, user_limit=2),
@@ -49,15 +54,11 @@ SCENARIOS = {
     "all-three": Limits(max_queue=60, queue_size=15, user_limit=2),
 }
 USER, GUILD, GLOBAL = UserLimitReached.reason, GuildQueueFull.reason, QueueFull.reason
+pytestmark = pytest.mark.alone  # the burst times its acks: under xdist nothing runs beside it
 
 
-@pytest.fixture(scope="module")
-def executor() -> Iterator[LocalExecutor]:
-    """One warm engine for every scenario: building it is most of this module's time."""
-    shared = start_executor()
-    asyncio.run(shared.start())
-    yield shared
-    asyncio.run(shared.close())
+# `executor` is the session's (tests/conftest.py): one warm engine for every scenario,
+# warmed up with this burst's preset as `benchmarks.load.start_executor` warms its own.
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=list(SCENARIOS))
@@ -123,12 +124,20 @@ def test_round_robin_breaks_name_a_member_served_twice_before_another():
 
 @module_loop
 async def test_closing_the_bot_mid_burst_leaves_every_accepted_dream_a_final_word(
-    executor: LocalExecutor, tmp_path: Path
+    executor: LocalExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """What SIGTERM does (`bot.close()`) with a dream running and others waiting.
 
     Runs before the module's shared worlds exist: two fake Discords cannot nest.
+    The running dream (1000 iterations an octave) could never finish within the
+    default 30-second shutdown grace, so a short one pauses it just the same.
     """
+    settings_of = load_benchmark.bot_settings
+    monkeypatch.setattr(
+        load_benchmark,
+        "bot_settings",
+        lambda plan, db: dataclasses.replace(settings_of(plan, db), shutdown_grace=0.5),
+    )
     limits = Limits(max_queue=60, queue_size=15, user_limit=2)
     plan = LoadPlan(limits, interactions=20, members=10, guilds=2, spread=0.2, download_stall=0)
     async with LoadWorld(plan, executor, tmp_path / "bot.sqlite3") as world:

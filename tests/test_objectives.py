@@ -115,6 +115,7 @@ def test_channel_numbers_are_checked_against_the_real_widths():
 # -- the class head -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # loads class heads
 def test_the_random_head_is_seeded_and_the_dogs_head_is_labdogs():
     first, _ = load_head("inceptionv3", "random", seed=1)
     again, bias = load_head("inceptionv3", "random", seed=1)
@@ -126,6 +127,7 @@ def test_the_random_head_is_seeded_and_the_dogs_head_is_labdogs():
     assert kernel.shape == (1280, 19) and np.abs(bias).sum() > 0  # trained, not zeros
 
 
+@pytest.mark.slow  # builds a network with its head
 def test_head_weights_from_a_local_file(tmp_path):
     full = keras.applications.MobileNetV2(include_top=True, weights=None)
     path = tmp_path / "mobilenet_v2_with_top.weights.h5"

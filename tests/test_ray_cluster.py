@@ -48,6 +48,7 @@ SIDE = 160  # two octaves at this size (InceptionV3 needs 75 px)
 WAIT = 90.0  # a generous ceiling on one call, so a bug fails instead of hanging
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def noise(width: int = 160, height: int = 120) -> Image.Image:
@@ -310,6 +311,7 @@ def test_settings_read_the_ray_variables():
     assert Settings.from_env({"DISCORD_TOKEN": "a"}).workers is None
 
 
+@pytest.mark.e2e
 @pytest.mark.asyncio(loop_scope="function")
 async def test_dream_through_discord_on_ray_and_a_new_worker_is_used(tmp_path, cluster, cat_photo):
     settings = ray_settings(tmp_path, cluster)
@@ -380,6 +382,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path):
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.asyncio(loop_scope="function")
 async def test_with_no_worker_left_waiting_members_are_told_and_served_when_one_is_back(
     tmp_path, cluster, cat_photo
@@ -393,7 +396,11 @@ async def test_with_no_worker_left_waiting_members_are_told_and_served_when_one_
         await asyncio.wait_for(bot.start_executor(), WAIT)
         await fake.start_bot(bot)
         image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
-        running = await fake.slash(guild, bob, "dream", {"image": image, "preset": "iter-high"})
+        # Bob's dream runs for seconds: still in hand when the pool empties, and finished on
+        # its leaving worker before carol's turn (the full 200 iterations would take ~20 s).
+        running = await fake.slash(
+            guild, bob, "dream", {"image": image, "preset": "iter-high", "iterations": 50}
+        )
         await running.wait_original(lambda m: "Dreaming" in (m.content or ""), timeout=WAIT)
         waiting = await fake.slash(
             guild, carol, "dream", {"image": image, "preset": "one-octave", "iterations": 2}

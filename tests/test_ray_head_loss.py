@@ -35,6 +35,7 @@ from tests.test_bot_e2e import png, settings_for
 from tests.test_ray_cluster import WAIT, eventually
 
 RAY = Path(sys.executable).with_name("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.e2e, pytest.mark.slow]
 
 
 def free_port() -> int:

@@ -24,6 +24,7 @@ from dream_engine.runtime.ray_cluster import RayExecutor  # noqa: E402
 from tests.test_ray_cluster import WAIT, eventually  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.mark.asyncio(loop_scope="function")

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_the_scaleout_benchmark_runs_every_executor_and_the_model():

@@ -14,13 +14,14 @@ from bot import create_bot
 from dream_engine import DreamParams, ParamError, parse_layers
 from tests.conftest import REPO
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import DREAM, executor, png, settings_for  # noqa: F401 (fixture)
+from tests.test_bot_e2e import DREAM, png, settings_for
 
 SECRET = "MTIzNDU2Nzg5.sekret-token.do-not-log-me"
 
 
+@pytest.mark.e2e
 @pytest.mark.asyncio
-async def test_the_token_never_reaches_the_logs(tmp_path, executor, cat_photo, caplog):  # noqa: F811
+async def test_the_token_never_reaches_the_logs(tmp_path, executor, cat_photo, caplog):
     caplog.set_level(logging.DEBUG)
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")
@@ -45,8 +46,9 @@ def test_env_is_ignored_and_the_container_runs_as_non_root():
     assert users and users[-1] not in ("root", "0")
 
 
+@pytest.mark.e2e
 @pytest.mark.asyncio
-async def test_one_servers_admin_never_changes_another_servers_settings(tmp_path, executor):  # noqa: F811
+async def test_one_servers_admin_never_changes_another_servers_settings(tmp_path, executor):
     async with FakeDiscord() as fake:
         art, music = fake.add_guild("Art"), fake.add_guild("Music")
         art_admin = fake.add_member(art, "ada", permissions=MANAGE_GUILD)
