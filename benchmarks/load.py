@@ -27,7 +27,7 @@ Prints one JSON line: acknowledgement and final-answer latency
 actual), RSS before and after, HTTP errors seen by the fake, and whether the
 positions shown equal `JobQueue.positions()` and the waiting order is round
 robin. It is a benchmark: the figures are read by people; the correctness
-half is asserted by `tests/test_load.py`, which drives this same code.
+half is asserted by `tests/bot/test_load.py`, which drives this same code.
 """
 
 from __future__ import annotations

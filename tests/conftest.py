@@ -43,7 +43,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 # Fixtures that build (or run) a real engine: a test that uses one is `slow`. `executor`
-# is also the name of test_worker_process.py's and test_ray_cluster.py's own executors.
+# is also the name of runtime/test_process.py's and runtime/test_ray_cluster.py's own executors.
 ENGINE_FIXTURES = {"inception_engine", "dogs_engine", "executor", "dogs_executor"}
 
 # A test module whose tests only read the output of one command names it in a module-level
@@ -67,19 +67,19 @@ def _background_modules(items: list[pytest.Item]) -> dict[str, list[str]]:
 # one unit (`pytest_xdist_make_scheduler`), and the files that take longest start first,
 # so that both workers finish at about the same time; the rest follow in name order.
 RAY_FILES = (
-    "tests/test_ray_cluster.py",
-    "tests/test_ray_head_loss.py",
-    "tests/test_ray_nodes.py",
-    "tests/test_scaleout_benchmark.py",
-    "tests/test_compose_live.py",
+    "tests/runtime/test_ray_cluster.py",
+    "tests/runtime/test_ray_head_loss.py",
+    "tests/runtime/test_ray_nodes.py",
+    "tests/benchmarks/test_scaleout_benchmark.py",
+    "tests/deploy/test_compose_live.py",
 )
 LONGEST_FIRST = (
     *RAY_FILES,
-    "tests/test_benchmark.py",
-    "tests/test_worker_process.py",
-    "tests/test_bot_compare.py",
-    "tests/test_cli_sweeps.py",
-    "tests/test_cli.py",
+    "tests/benchmarks/test_engine_benchmark.py",
+    "tests/runtime/test_process.py",
+    "tests/bot/test_compare.py",
+    "tests/cli/test_study.py",
+    "tests/cli/test_main.py",
 )
 
 
@@ -255,7 +255,7 @@ def executor(inception_engine) -> Iterator[Any]:
     """The one real executor of the session's bot tests: a `LocalExecutor` on
     `inception_engine` (InceptionV3, random weights), warmed up with the load burst's
     preset (`benchmarks.load`) so that no graph is traced in the middle of a burst.
-    Closed at the end. test_worker_process.py and test_ray_cluster.py have executors
+    Closed at the end. runtime/test_process.py and runtime/test_ray_cluster.py have executors
     of their own (same fixture name, module scope)."""
     from benchmarks.load import PRESET
     from dream_engine.core.presets import load_preset

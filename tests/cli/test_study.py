@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from dream_engine.cli.main import main
-from tests.test_cli import run_cli
+from tests.cli.test_main import run_cli
 
 QUICK = ["--weights", "random", "--iterations", "1", "--octaves", "1", "--max-side", "120"]
 

@@ -4,7 +4,7 @@ Running a real engine out of memory on demand is not possible on a shared machin
 `RunsOutAbove` is the session's InceptionV3 engine (the same built network, no second
 build) that raises the error an accelerator would, but only for images dreamed above a
 size: below it, the real engine really dreams. The policy itself is never replaced.
-(`plan_oom_retry`'s sizes are covered case by case in tests/test_worker_process.py.)
+(`plan_oom_retry`'s sizes are covered case by case in tests/runtime/test_process.py.)
 """
 
 from __future__ import annotations

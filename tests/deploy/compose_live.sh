@@ -1,8 +1,8 @@
 #!/bin/sh
 # docker-compose.yml for real, on a machine with a Docker engine and no GPU: the Ray head,
-# two CPU worker containers, and tests/test_compose_live.py in the bot's container, which
+# two CPU worker containers, and tests/deploy/test_compose_live.py in the bot's container, which
 # dreams through the fake Discord; halfway, this script kills the head and starts it again.
-#   sh tests/compose_live.sh            (from the repository root; DISCORD_TOKEN is not used)
+#   sh tests/deploy/compose_live.sh            (from the repository root; DISCORD_TOKEN is not used)
 # Leaves nothing running. Set WEIGHTS=none where Keras' weights download can't be reached.
 set -eu
 project=dreamlive
@@ -20,7 +20,7 @@ dc run --rm -T -v "$PWD/tests:/app/tests:ro" \
     -e DREAM_WEIGHTS -e DREAM_RAY_POLL -e DREAM_RAY_RECONNECT \
     -e DREAM_COMPOSE_LIVE=1 -e DREAM_COMPOSE_HEAD_LOSS=1 -e RAY_CLIENT_RECONNECT_GRACE_PERIOD=5 \
     bot sh -c 'pip install --quiet --user pytest==9.2.0 pytest-asyncio==1.5.0 hypothesis==6.170.17 \
-        scikit-image==0.26.0 && python -m pytest -p no:cacheprovider -s -q -o log_cli=true --log-cli-level=INFO tests/test_compose_live.py' \
+        scikit-image==0.26.0 && python -m pytest -p no:cacheprovider -s -q -o log_cli=true --log-cli-level=INFO tests/deploy/test_compose_live.py' \
     >"$log" 2>&1 &
 test_pid=$!
 until grep -q "kill the head now" "$log"; do

@@ -1,7 +1,7 @@
 """More of the real bot over the wire: the context menu, fairness, limits, /queue and
 /cancel, channel restrictions, and uploads that go wrong after the defer.
 
-Shares the engine, fixtures and helpers of tests/test_bot_e2e.py. Slow jobs are
+Shares the engine, fixtures and helpers of tests/bot/test_dream.py. Slow jobs are
 cancelled before a test ends, so the shared executor is free for the next one.
 """
 
@@ -21,9 +21,9 @@ from PIL import Image
 
 from bot import create_bot
 from dream_engine.core.results import DreamResult
+from tests.bot.test_dream import DREAM, png, settings_for, world
+from tests.bot.test_durable_jobs import GatedExecutor
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import DREAM, png, settings_for, world
-from tests.test_durable_jobs import GatedExecutor
 
 __all__ = ["world"]  # a pytest fixture, imported for its side effect
 

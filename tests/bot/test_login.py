@@ -9,8 +9,8 @@ import pytest
 from discord.http import Route
 
 import bot as bot_module
+from tests.bot.test_dream import settings_for
 from tests.fakediscord import FakeDiscord
-from tests.test_bot_e2e import settings_for
 
 pytestmark = pytest.mark.e2e
 

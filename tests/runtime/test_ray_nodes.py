@@ -21,7 +21,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from dream_engine.core.params import DreamParams  # noqa: E402
 from dream_engine.runtime.executor import DreamRequest, EngineConfig  # noqa: E402
 from dream_engine.runtime.ray_cluster import RayExecutor  # noqa: E402
-from tests.test_ray_cluster import WAIT, eventually  # noqa: E402
+from tests.runtime.test_ray_cluster import WAIT, eventually  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

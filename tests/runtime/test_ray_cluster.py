@@ -38,9 +38,9 @@ from dream_engine.runtime.executor import (  # noqa: E402
 from dream_engine.runtime.ray_cluster import RayExecutor  # noqa: E402
 from dream_engine.runtime.ray_supervisor import SupervisedRayExecutor  # noqa: E402
 from dream_engine.study.sweeps import Variant  # noqa: E402
+from tests.bot.test_dream import png, settings_for  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
-from tests.test_bot_e2e import png, settings_for  # noqa: E402
 
 FAST = DreamParams(layers={"mixed3": 1.0}, octaves=2, iterations=10, max_loss=1e6)
 LONG = FAST.replace(octaves=2, iterations=1000)  # far longer than any test waits

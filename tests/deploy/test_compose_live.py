@@ -1,5 +1,5 @@
 """`docker-compose.yml` running for real: this runs inside its `bot` container, whose
-Ray head and worker nodes are the other containers; `tests/compose_live.sh` sets it up
+Ray head and worker nodes are the other containers; `tests/deploy/compose_live.sh` sets it up
 and kills the head halfway. Skipped everywhere else (CI has no Docker engine).
 
 The bot is the real one, with the container's own settings (`DREAM_EXECUTOR=ray`,
@@ -30,10 +30,10 @@ pytestmark = [
 ]
 
 from bot import Settings, create_bot  # noqa: E402
+from tests.bot.test_dream import png  # noqa: E402
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord  # noqa: E402
-from tests.test_bot_e2e import png  # noqa: E402
-from tests.test_ray_cluster import eventually  # noqa: E402
-from tests.test_ray_head_loss import join_cluster  # noqa: E402
+from tests.runtime.test_ray_cluster import eventually  # noqa: E402
+from tests.runtime.test_ray_head_loss import join_cluster  # noqa: E402
 
 WAIT = 240.0  # a fresh worker builds its engine first
 HEAD_LOSS_MARK = "COMPOSE-LIVE: kill the head now"

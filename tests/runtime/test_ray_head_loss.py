@@ -30,9 +30,9 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from bot import DreamBot, create_bot
 from dream_engine.runtime.executor import ExecutorUnavailable
+from tests.bot.test_dream import png, settings_for
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import png, settings_for
-from tests.test_ray_cluster import WAIT, eventually
+from tests.runtime.test_ray_cluster import WAIT, eventually
 
 RAY = Path(sys.executable).with_name("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.e2e, pytest.mark.slow]

@@ -1,7 +1,7 @@
 """`docker-compose.yml` hangs together: the addresses, ports, GPUs and settings its three
 services give each other agree with each other and with the bot's settings.
 
-CI has no Docker engine, so this reads the file; `tests/compose_live.sh` runs the set-up
+CI has no Docker engine, so this reads the file; `tests/deploy/compose_live.sh` runs the set-up
 for real where there is one (`test_compose_live.py`), and the same layout (a head without
 resources, a worker node, the bot through Ray Client) runs as processes in
 `test_ray_head_loss.py`.

@@ -30,6 +30,7 @@ from dream_engine.service.guild_settings import (
 )
 from dream_engine.service.queue import GuildLimits
 from dream_engine.service.sources import ImageSource, ImageSourceStore
+from tests.conftest import REPO
 
 DEFAULTS = SettingsDefaults(queue_size=10, user_limit=2, max_side=1024)
 GUILD_A, GUILD_B = 111, 222
@@ -399,7 +400,7 @@ async def test_describe_marks_defaults(db_path):
 
 
 def test_shipped_migrations_are_found_next_to_the_package():
-    assert MIGRATIONS_DIR.parent == Path(__file__).parent.parent / "dream_engine" / "service"
+    assert MIGRATIONS_DIR.parent == REPO / "dream_engine" / "service"
     assert MIGRATIONS_DIR.name == "migrations"
     shipped = discover_migrations()
     assert shipped[0].path.name == "V1__guild_settings.sql"

@@ -41,7 +41,7 @@ from dream_engine.runtime.wire import (
     user_error_class,
 )
 from dream_engine.study.sweeps import Variant
-from tests.test_retry import QUICK, RunsOutAbove, photo
+from tests.runtime.test_retry import QUICK, RunsOutAbove, photo
 
 
 def crossed(message: object) -> object:

@@ -20,8 +20,8 @@ import pytest
 
 from bot import close_on_signals, create_bot
 from dream_engine.errors import DreamCancelled
+from tests.bot.test_dream import DREAM, png, settings_for
 from tests.fakediscord import FakeDiscord
-from tests.test_bot_e2e import DREAM, png, settings_for
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from bot import create_bot
 from dream_engine import DreamParams, ParamError, parse_layers
+from tests.bot.test_dream import DREAM, png, settings_for
 from tests.conftest import REPO
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import DREAM, png, settings_for
 
 SECRET = "MTIzNDU2Nzg5.sekret-token.do-not-log-me"
 

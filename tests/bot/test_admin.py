@@ -17,8 +17,8 @@ from PIL import Image
 from bot import create_bot
 from dream_engine.errors import DreamCancelled
 from dream_engine.runtime.executor import WorkerStatus
+from tests.bot.test_dream import settings_for
 from tests.fakediscord import MANAGE_GUILD, FakeDiscord
-from tests.test_bot_e2e import settings_for
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.e2e]
 

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from bot import create_bot
+from tests.bot.test_dream import DREAM, png, settings_for, world
 from tests.fakediscord import FakeDiscord
-from tests.test_bot_e2e import DREAM, png, settings_for, world
 
 __all__ = ["world"]  # a pytest fixture, imported for its side effect
 
