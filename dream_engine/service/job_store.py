@@ -116,19 +116,16 @@ class JobStore:
 
     async def image(self, job_id: str) -> bytes | None:
         """The upload kept for `job_id`, or None once the job has ended."""
-        async with self._db.execute("SELECT image FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+        rows = await self._rows("SELECT image FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0] if rows else None
 
     async def get(self, job_id: str) -> JobRecord | None:
-        async with self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return _record(row) if row else None
+        rows = await self._rows(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _record(rows[0]) if rows else None
 
     async def note(self, job_id: str) -> str | None:
-        async with self._db.execute("SELECT note FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+        rows = await self._rows("SELECT note FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0] if rows else None
 
     async def mark_running(self, job_id: str) -> None:
         await self._set_state(job_id, JobState.RUNNING)
@@ -155,10 +152,9 @@ class JobStore:
         than run again. A job whose saved parameters no longer validate (a preset
         layer renamed by an upgrade) is marked failed with the reason.
         """
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT {_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         jobs: list[JobRecord] = []
         given_up: list[tuple[JobRecord, str]] = []
         for row in rows:
@@ -188,13 +184,18 @@ class JobStore:
 
     async def live_states(self) -> dict[str, JobState]:
         """Every job not yet ended (waiting or running), by id: what a restart would resume."""
-        async with self._db.execute(
-            "SELECT id, state FROM jobs WHERE state IN ('queued', 'running')"
-        ) as cursor:
-            return {job_id: JobState(state) for job_id, state in await cursor.fetchall()}
+        rows = await self._rows("SELECT id, state FROM jobs WHERE state IN ('queued', 'running')")
+        return {job_id: JobState(state) for job_id, state in rows}
 
     async def close(self) -> None:
         await self._db.close()
+
+    async def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """A query's rows in one call. Never a cursor held across awaits: other tasks'
+        writes on this connection would then run inside its open read, and SQLite refuses
+        such a write at once ("database is locked", whatever the busy timeout) when another
+        connection has written since the read began."""
+        return list(await self._db.execute_fetchall(sql, args))
 
     async def _set_state(self, job_id: str, state: JobState) -> None:
         await self._db.execute(

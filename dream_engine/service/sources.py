@@ -77,15 +77,16 @@ class ImageSourceStore:
         return dataclasses.replace(source, id=cursor.lastrowid)
 
     async def get(self, source_id: int) -> ImageSource | None:
-        async with self._db.execute(
+        # All rows in one call: a cursor held across awaits would leave a read open that
+        # another task's write on this connection would be refused inside (see JobStore).
+        rows = await self._db.execute_fetchall(
             "SELECT id, url, filename, size, content_type, guild_id, user_id, created_at,"
             " options FROM image_sources WHERE id = ?",
             (source_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        *columns, options = row
+        *columns, options = next(iter(rows))
         return ImageSource(*columns, None if options is None else json.loads(options))
 
     async def close(self) -> None:
