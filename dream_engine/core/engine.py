@@ -501,37 +501,17 @@ class _GradientAscent:
             )
             return k + 1, grads + placed, sums + tf.stack([loss, activation]) * area
 
-        def tiled() -> tuple[tf.Tensor, tf.Tensor]:
-            _, grads, sums = tf.while_loop(
-                lambda k, grads, sums: k < rows * cols,
-                tile_body,
-                (tf.constant(0), tf.zeros([sum(parts), height, width, 3]), tf.zeros([2])),
-            )
-            return grads, sums / tf.cast(height * width, tf.float32)
-
-        def whole() -> tuple[tf.Tensor, tf.Tensor]:
-            """One tile is the whole image: the same gradient without the loop's slicing,
-            padding and area weights (about 15% of a float32 step at 512x384)."""
-            with tf.GradientTape(persistent=sum(parts) > 1) as tape:
-                tape.watch(img)
-                activation, logit = self._loss(img, objective)
-                loss = activation + objective.target_weight * logit
-                scaled = [activation * self._loss_scale, logit * self._loss_scale]
-            grads = [tape.gradient(part, img) for part, on in zip(scaled, parts, strict=True) if on]
-            # Weighted by the area as every tile is, so that a gradient below the
-            # normalisation's floor (1e-6, a mean over many pixels) is not lost here.
-            area = tf.cast(height * width, tf.float32)
-            return tf.stack(grads) * area, tf.stack([loss, activation])
-
-        if self._tile_size is None:
-            grads, means = whole()
-        else:
-            grads, means = tf.cond(rows * cols > 1, tiled, whole)
+        _, grads, sums = tf.while_loop(
+            lambda k, grads, sums: k < rows * cols,
+            tile_body,
+            (tf.constant(0), tf.zeros([sum(parts), height, width, 3]), tf.zeros([2])),
+        )
         if sum(parts) == 1:
             direction = grads[0]  # the caller normalises it
         else:
             grads /= tf.maximum(tf.reduce_mean(tf.abs(grads), axis=[1, 2, 3], keepdims=True), 1e-6)
             direction = grads[0] + objective.target_weight * grads[1]
+        means = sums / tf.cast(height * width, tf.float32)
         return direction, means[0], means[1]
 
     def _tiling(self, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
