@@ -165,13 +165,11 @@ def apply_threads(plan: ThreadPlan) -> bool:
     import tensorflow as tf
 
     threading = tf.config.threading
-    if (
+    current = (
         threading.get_intra_op_parallelism_threads(),
         threading.get_inter_op_parallelism_threads(),
-    ) == (
-        plan.intra_op,
-        plan.inter_op,
-    ):
+    )
+    if current == (plan.intra_op, plan.inter_op):
         return True
     try:
         threading.set_intra_op_parallelism_threads(plan.intra_op)
