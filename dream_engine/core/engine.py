@@ -1,12 +1,12 @@
 """Octave gradient ascent with detail re-injection: the DeepDream algorithm.
 
 Read `DreamEngine.dream` top to bottom for the whole algorithm (it follows the
-Keras `deep_dream` example). The inner loop, `_GradientAscent`, is one
+Keras `deep_dream` example). The inner step, `ascent.GradientAscent`, is one
 `tf.function` with an input signature of unknown height and width: a new image
 size never retraces, which matters because every upload has its own size. It
-runs a chunk of steps in-graph (the `max_loss` stop included) and returns to
-Python between chunks only to report progress, honour cancellation and, when
-asked, keep a frame for an animation.
+runs one step a call; between steps Python reads the objective for the
+`max_loss` stop, honours cancellation, reports progress and, when asked, keeps
+a frame for an animation.
 
 The objective is a weighted sum of whole layers (mean squared activation),
 single channels (mean activation) and one class logit of the model's
@@ -20,14 +20,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from dream_engine.core.ascent import GradientAscent, Objective, Terms
 from dream_engine.core.folding import fold_batch_norm
 from dream_engine.core.hardware import apply_threads, choose_precision, plan_threads
 from dream_engine.core.models import DEFAULT_MODEL, get_model_spec, load_backbone, load_head
@@ -41,19 +40,18 @@ from dream_engine.core.results import DreamResult, Progress
 from dream_engine.core.tiling import (
     DEFAULT_MIN_SIDE,
     MAX_ASPECT_RATIO,
-    tile_layout,
-    tile_margin,
+    tiles_needed,
     working_size,
 )
 from dream_engine.errors import DreamCancelled, ImageError, ModelUnavailableError, ParamError
 
 log = logging.getLogger(__name__)
 
-CHUNK_STEPS = 5  # steps per graph call: progress and cancel are checked this often
+PROGRESS_EVERY = 5  # steps between progress reports (cancel is checked every step)
 # float16 gradients of small activations underflow; the gradient is normalised
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
-STEPPER_CACHE_SIZE = 8  # compiled layer combinations kept per engine
+STEPPER_CACHE_SIZE = 16  # compiled steps kept per engine (a layer combination, tiled or not)
 # Animation frames are kept in memory at the final size until the dream ends: at most
 # this many, and about this many bytes (a larger image gets fewer, further apart).
 MAX_FRAMES = 100
@@ -77,7 +75,7 @@ class DreamEngine:
         model: str = DEFAULT_MODEL,
         weights: str = "imagenet",
         seed: int = 0,
-        chunk_steps: int = CHUNK_STEPS,
+        progress_every: int = PROGRESS_EVERY,
         precision: str = "auto",
         tile_size: int | None = DEFAULT_TILE_SIZE,
         head_weights: str | None = None,
@@ -103,9 +101,9 @@ class DreamEngine:
         self.head_weights = head_weights
         # The same network with its batch norms folded into the convolutions (see folding.py).
         self.backbone = fold_batch_norm(load_backbone(model, weights, seed, precision=precision))
-        self.chunk_steps = chunk_steps
+        self.progress_every = progress_every
         self.trace_count = 0  # graph traces so far; stays flat across image sizes
-        self._steppers: OrderedDict[tuple[object, ...], _GradientAscent] = OrderedDict()
+        self._steppers: OrderedDict[tuple[object, ...], GradientAscent] = OrderedDict()
         self._head: tuple[tf.Variable, tf.Variable] | None = None
 
     @property
@@ -127,7 +125,8 @@ class DreamEngine:
     def warm_up(self, params: DreamParams) -> None:
         """Trace and run `params`' graph once on a small image, so the first user waits less.
 
-        One trace serves every later image size, tiled or not.
+        One trace serves every later image size that fits a tile; the tiled form is
+        traced at the first larger image.
         """
         side = 2 * self.spec.min_side
         self.dream(
@@ -176,7 +175,7 @@ class DreamEngine:
                 f"ran {len(shapes)} of {params.octaves} octaves: image too small for more "
                 f"(the smallest octave must be {self.spec.min_side} px)"
             )
-        stepper, objective = self._objective(params, tile)
+        objective = self._weights(params)
         every = plan_frames(frame_every, len(shapes), params.iterations, image.size, notes)
         frames = _Frames(image, frame_limit(image.size)) if every else None
 
@@ -187,29 +186,29 @@ class DreamEngine:
         losses: list[list[float]] = []
         for index, shape in enumerate(shapes):
             img = tf.image.resize(img, shape)
+            # An octave that fits one tile takes the untiled loop, which skips the
+            # tile machinery; each form is compiled once, at its first use.
+            stepper = self._stepper_for(params, tile if tiles_needed(shape, tile) > 1 else None)
             history: list[float] = []
             stopped = False
             while len(history) < params.iterations and not stopped:
                 if _is_cancelled(cancel):
                     raise DreamCancelled()
-                chunk = min(self.chunk_steps, params.iterations - len(history))
-                if every:  # end chunks on frame steps
-                    chunk = min(chunk, every - len(history) % every)
-                img, chunk_losses, stopped_t = stepper(
+                img, loss, activation = stepper(
                     img,
-                    tf.constant(chunk),
                     tf.constant(params.step, tf.float32),
-                    tf.constant(params.max_loss, tf.float32),
                     *objective,
                     tf.constant(params.jitter),
                     tf.constant([params.seed, index * 100_000 + len(history)]),
                 )
-                history.extend(chunk_losses.numpy().tolist())
-                stopped = bool(stopped_t)
+                history.append(float(loss))
+                stopped = float(activation) > params.max_loss
                 octave_done = stopped or len(history) >= params.iterations
                 if frames and len(history) % every == 0 and not octave_done:
                     frames.add(_to_image(img))
-                if on_progress is not None:
+                if on_progress is not None and (
+                    octave_done or len(history) % self.progress_every == 0
+                ):
                     on_progress(
                         Progress(
                             octave=index + 1,
@@ -252,25 +251,28 @@ class DreamEngine:
         pooled = tf.reduce_mean(features, axis=[1, 2])
         return (tf.matmul(pooled, kernel) + bias)[0].numpy()
 
-    def _objective(
-        self, params: DreamParams, tile: int | None
-    ) -> tuple[_GradientAscent, tuple[tf.Tensor, ...]]:
-        """The compiled loop for `params`' kinds of term, and the tensors of its weights.
+    def _stepper_for(self, params: DreamParams, tile: int | None) -> GradientAscent:
+        """The compiled loop for `params`' kinds of term: which layers, channel layers
+        and whether there is a target decide the graph; the weights, channels and
+        the target class are inputs (`_weights`), so changing them does not retrace."""
+        return self._stepper(
+            tuple(params.active_layers()),
+            tile,
+            tuple(params.active_channels()),
+            params.target_class() is not None,
+        )
 
-        Which layers, channel layers and whether there is a target decide the graph;
-        the weights, channels and the target class are inputs, so changing them
-        does not retrace.
-        """
+    def _weights(self, params: DreamParams) -> Objective:
+        """The objective's weights as the tensors the compiled loop takes."""
         layers = params.active_layers()
         channels = params.active_channels()
         target = params.target_class()
-        stepper = self._stepper(tuple(layers), tile, tuple(channels), target is not None)
         vectors = []
         for layer, chosen in channels.items():
             vector = np.zeros(self.spec.width(layer), np.float32)
             vector[list(chosen)] = list(chosen.values())
             vectors.append(vector)
-        return stepper, (
+        return Objective(
             tf.constant(list(layers.values()), tf.float32),
             tf.constant(np.concatenate(vectors) if vectors else np.zeros(0, np.float32)),
             tf.constant(target[0] if target else 0),
@@ -329,7 +331,7 @@ class DreamEngine:
         tile_size: int | None,
         channel_layers: tuple[str, ...] = (),
         target: bool = False,
-    ) -> _GradientAscent:
+    ) -> GradientAscent:
         """One compiled loop per objective structure and tile size, least recently used out."""
         key = (layers, channel_layers, target, tile_size)
         if key in self._steppers:
@@ -343,12 +345,12 @@ class DreamEngine:
         # Keras keeps only the layers these outputs need: the extractor stops at the
         # deepest weighted layer, so unused upper layers cost nothing.
         extractor = keras.Model(self.backbone.input, outputs)
-        terms = _Terms(
+        terms = Terms(
             squared=tuple(names.index(name) for name in layers),
             channels=tuple((names.index(name), self.spec.width(name)) for name in channel_layers),
             head=names.index(head_input) if target else None,
         )
-        stepper = _GradientAscent(
+        stepper = GradientAscent(
             extractor,
             terms,
             self._class_head() if target else None,
@@ -364,225 +366,6 @@ class DreamEngine:
 
     def _count_trace(self) -> None:
         self.trace_count += 1
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """Which extractor output each kind of objective term reads; fixed per compiled loop."""
-
-    squared: tuple[int, ...]  # one per layer weight, in order: mean(act**2)
-    channels: tuple[tuple[int, int], ...]  # (output, width) per slice of the channel vector
-    head: int | None  # the feature map the class head pools; None without a target
-
-
-class _GradientAscent:
-    """`steps` of normalised gradient ascent on the weighted objective, in-graph."""
-
-    def __init__(
-        self,
-        extractor: object,
-        terms: _Terms,
-        head: tuple[tf.Variable, tf.Variable] | None,
-        input_from_unit: Callable[[tf.Tensor], tf.Tensor] | None,
-        on_trace: Callable[[], None],
-        tile_size: int | None,
-        loss_scale: float = 1.0,
-    ) -> None:
-        self._extractor = extractor
-        self._terms = terms
-        self._head = head
-        self._input_from_unit = input_from_unit
-        self._on_trace = on_trace
-        self._tile_size = tile_size
-        self._margin = tile_margin(tile_size)
-        self._loss_scale = loss_scale
-        self._run = tf.function(
-            self._loop,
-            input_signature=[
-                tf.TensorSpec([None, None, 3], tf.float32),  # image in [-1, 1]
-                tf.TensorSpec([], tf.int32),  # steps
-                tf.TensorSpec([], tf.float32),  # step size
-                tf.TensorSpec([], tf.float32),  # max_loss
-                tf.TensorSpec([None], tf.float32),  # layer weights
-                tf.TensorSpec([None], tf.float32),  # channel weights, the layers' concatenated
-                tf.TensorSpec([], tf.int32),  # target class
-                tf.TensorSpec([], tf.float32),  # target weight
-                tf.TensorSpec([], tf.int32),  # jitter (max roll in px)
-                tf.TensorSpec([2], tf.int32),  # seed for the rolls
-            ],
-        )
-
-    def __call__(self, *args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        return self._run(*args)
-
-    def _loss(self, img: tf.Tensor, objective: _Objective) -> tuple[tf.Tensor, tf.Tensor]:
-        """(activation terms, target logit) of one image or tile."""
-        batch = img[tf.newaxis]
-        if self._input_from_unit is not None:
-            batch = self._input_from_unit(batch)
-        outputs = self._extractor(batch, training=False)
-        if not isinstance(outputs, Sequence):
-            outputs = [outputs]
-        # Mixed precision: sum in float32.
-        trimmed = [tf.cast(_trim_border(output), tf.float32) for output in outputs]
-        total = tf.constant(0.0)
-        for k, output in enumerate(self._terms.squared):
-            total += objective.layer_weights[k] * tf.reduce_mean(tf.square(trimmed[output]))
-        offset = 0
-        for output, width in self._terms.channels:
-            vector = objective.channel_weights[offset : offset + width]
-            total += tf.reduce_mean(tf.tensordot(trimmed[output], vector, 1))
-            offset += width
-        logit = tf.constant(0.0)
-        if self._terms.head is not None and self._head is not None:
-            kernel, bias = self._head
-            pooled = tf.reduce_mean(tf.cast(outputs[self._terms.head], tf.float32), axis=[0, 1, 2])
-            column = tf.gather(kernel, objective.target, axis=1)
-            logit = tf.reduce_sum(pooled * column) + tf.gather(bias, objective.target)
-        return total, logit
-
-    def _gradients(
-        self, img: tf.Tensor, objective: _Objective
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The step direction for the whole image, its objective and activation terms.
-
-        The activation terms (layers, channels) and the class logit have scales
-        that differ by orders of magnitude and from model to model, so each part's
-        gradient is normalised before they are added, `target_weight` times the
-        logit's: the weight is then the class's share of each step, the same on
-        every model. That costs a second backward pass, only when both are there.
-
-        The gradient is computed tile by tile. Peak memory then depends on the
-        tile, not the image. Tiles cover every pixel and start on the deepest
-        stride's grid; each is seen with a margin of context (whose gradient is
-        dropped), so its features are the whole image's. Each tile's loss is
-        weighted by its area, so the loss is the image-wide mean whatever the tile
-        count, and one tile is exactly the untiled computation.
-
-        The class logit is tiled the same way, each tile treated as an image. The
-        head is a global average pool then a linear layer, so the logit is a sum
-        over feature positions, and a pixel's gradient comes from the positions
-        that see it, which its tile and margin produce as the whole image does:
-        tiled, the gradient is the whole image's up to a per-tile scale, as for
-        the layer terms (the tests check it against the untiled one). Only the
-        logit's reported value is rougher, margins being seen twice. Shrinking the
-        whole image to one tile instead would change the scale the network sees.
-        """
-        height, width = tf.shape(img)[0], tf.shape(img)[1]
-        (tile_h, rows), (tile_w, cols) = self._tiling(height), self._tiling(width)
-
-        margin = tf.where(rows * cols > 1, self._margin, 0)
-
-        parts = [bool(self._terms.squared or self._terms.channels), self._terms.head is not None]
-
-        def tile_body(k: tf.Tensor, grads: tf.Tensor, sums: tf.Tensor):
-            top, left = (k // cols) * tile_h, (k % cols) * tile_w
-            bottom, right = tf.minimum(top + tile_h, height), tf.minimum(left + tile_w, width)
-            # The network sees a margin of context around the tile, so its zero
-            # padding falls in the margin, whose gradient is dropped.
-            outer_top, outer_left = tf.maximum(top - margin, 0), tf.maximum(left - margin, 0)
-            outer_bottom = tf.minimum(bottom + margin, height)
-            outer_right = tf.minimum(right + margin, width)
-            with tf.GradientTape(persistent=sum(parts) > 1) as tape:
-                tile = img[outer_top:outer_bottom, outer_left:outer_right]
-                tape.watch(tile)
-                activation, logit = self._loss(tile, objective)
-                loss = activation + objective.target_weight * logit
-                scaled = [activation * self._loss_scale, logit * self._loss_scale]
-            tile_grads = [
-                tape.gradient(part, tile) for part, on in zip(scaled, parts, strict=True) if on
-            ]
-            core = tf.stack(tile_grads)[
-                :, top - outer_top : bottom - outer_top, left - outer_left : right - outer_left
-            ]
-            area = tf.cast((bottom - top) * (right - left), tf.float32)
-            placed = tf.pad(
-                core * area, [[0, 0], [top, height - bottom], [left, width - right], [0, 0]]
-            )
-            return k + 1, grads + placed, sums + tf.stack([loss, activation]) * area
-
-        _, grads, sums = tf.while_loop(
-            lambda k, grads, sums: k < rows * cols,
-            tile_body,
-            (tf.constant(0), tf.zeros([sum(parts), height, width, 3]), tf.zeros([2])),
-        )
-        if sum(parts) == 1:
-            direction = grads[0]  # the caller normalises it
-        else:
-            grads /= tf.maximum(tf.reduce_mean(tf.abs(grads), axis=[1, 2, 3], keepdims=True), 1e-6)
-            direction = grads[0] + objective.target_weight * grads[1]
-        means = sums / tf.cast(height * width, tf.float32)
-        return direction, means[0], means[1]
-
-    def _tiling(self, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(tile length, tile count) along one axis: aligned tiles covering `size`."""
-        if self._tile_size is None:
-            return size, tf.constant(1)
-        return tile_layout(size, self._tile_size)
-
-    def _loop(
-        self,
-        img: tf.Tensor,
-        steps: tf.Tensor,
-        step_size: tf.Tensor,
-        max_loss: tf.Tensor,
-        layer_weights: tf.Tensor,
-        channel_weights: tf.Tensor,
-        target: tf.Tensor,
-        target_weight: tf.Tensor,
-        jitter: tf.Tensor,
-        seed: tf.Tensor,
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """`steps` steps; stops early once the layer and channel terms pass `max_loss`.
-
-        A class logit is left out of that test: it keeps climbing as the class
-        appears, so it would end octaves before they start.
-        """
-        self._on_trace()  # Python side effect: runs once per trace, never per call
-        objective = _Objective(layer_weights, channel_weights, target, target_weight)
-        (tile_h, rows), (tile_w, cols) = (
-            self._tiling(tf.shape(img)[0]),
-            self._tiling(tf.shape(img)[1]),
-        )
-        # Tiles need a random roll each step, or their borders would show as seams.
-        roll = tf.where(
-            rows * cols > 1, tf.maximum(jitter, tf.minimum(tile_h, tile_w) // 2), jitter
-        )
-
-        def body(i: tf.Tensor, img: tf.Tensor, losses: tf.TensorArray, stopped: tf.Tensor):
-            shift = tf.random.stateless_uniform(
-                [2],
-                seed=seed + tf.stack([0, i]),
-                minval=-roll,
-                maxval=roll + 1,
-                dtype=tf.int32,
-            )
-            rolled = tf.roll(img, shift, axis=[0, 1])
-            grads, loss, activation = self._gradients(rolled, objective)
-            grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
-            img = tf.roll(rolled + step_size * grads, -shift, axis=[0, 1])
-            return i + 1, img, losses.write(i, loss), activation > max_loss
-
-        _, img, losses, stopped = tf.while_loop(
-            lambda i, img, losses, stopped: tf.logical_and(i < steps, tf.logical_not(stopped)),
-            body,
-            (
-                tf.constant(0),
-                img,
-                tf.TensorArray(tf.float32, size=0, dynamic_size=True),
-                tf.constant(False),
-            ),
-        )
-        return img, losses.stack(), stopped
-
-
-class _Objective(NamedTuple):
-    """The objective's weights as graph inputs (their structure is in `_Terms`)."""
-
-    layer_weights: tf.Tensor
-    channel_weights: tf.Tensor
-    target: tf.Tensor
-    target_weight: tf.Tensor
 
 
 def frame_limit(size: tuple[int, int]) -> int:
@@ -631,21 +414,6 @@ class _Frames:
         self.kept.append(frame.resize(self.kept[0].size, Image.Resampling.BICUBIC))
         if len(self.kept) > self._limit:
             del self.kept[1]
-
-
-def _trim_border(activation: tf.Tensor) -> tf.Tensor:
-    """Drop 2 px of border (edge artefacts), unless the map is too small to spare them.
-
-    `tf.slice`, not `[...]` indexing: the gradient of a slice is a pad, while a
-    strided slice's is a generic kernel that cost 8% of a bfloat16 step.
-    """
-    height, width = tf.shape(activation)[1], tf.shape(activation)[2]
-    border = tf.where(tf.minimum(height, width) > 4, 2, 0)
-    return tf.slice(
-        activation,
-        tf.stack([0, border, border, 0]),
-        tf.stack([-1, height - 2 * border, width - 2 * border, -1]),
-    )
 
 
 def octave_shapes(

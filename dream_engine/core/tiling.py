@@ -35,6 +35,14 @@ def tile_layout(size: Any, tile_size: int) -> tuple[Any, Any]:
     return length, (size + length - 1) // length
 
 
+def tiles_needed(size: tuple[int, int], tile_size: int | None) -> int:
+    """How many tiles an image of `size` (either order) is split into; 1 when untiled."""
+    if tile_size is None:
+        return 1
+    first, second = (tile_layout(side, tile_size)[1] for side in size)
+    return first * second
+
+
 def tile_margin(tile_size: int | None) -> int:
     """Context seen around each tile (only when there is more than one)."""
     return round_up(max((tile_size or 0) // TILE_MARGIN_DIVISOR, MIN_TILE_MARGIN), TILE_ALIGN)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dream_engine import DreamEngine, DreamParams, ParamError, load_preset
-from dream_engine.core.engine import _Objective
+from dream_engine.core.ascent import Objective
 from dream_engine.core.results import DreamResult
 
 pytestmark = pytest.mark.slow  # engines of their own: tiled, bfloat16, float16
@@ -28,7 +28,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 def test_tiles_cover_every_pixel_up_to_the_last_row_and_column(tiled_dogs, dogs_engine):
     """A common bug skips the last partial row or column of tiles."""
     layers = ("block_6_project_BN",)
-    weights = _Objective(tf.constant([1.0]), tf.zeros([0]), tf.constant(0), tf.constant(0.0))
+    weights = Objective(tf.constant([1.0]), tf.zeros([0]), tf.constant(0), tf.constant(0.0))
     img = tf.random.stateless_uniform([250, 230, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
     tiled = tiled_dogs._stepper(layers, tiled_dogs.tile_size)
     assert [int(v) for v in tiled._tiling(tf.constant(250))] == [96, 3]  # on the 32-px grid
@@ -70,9 +70,24 @@ def test_tiled_and_untiled_dreams_match(dogs_engine, cat_photo):
     assert_same_dream(tiled.dream(photo, params), reference, photo, loss_tolerance=0.1)
 
 
+def test_an_image_of_one_tile_takes_the_untiled_loop_with_the_same_gradient(tiled_dogs):
+    """The untiled form skips the tile loop; a one-tile image must not notice."""
+    layers = ("block_6_project_BN",)
+    weights = Objective(tf.constant([1.0]), tf.zeros([0]), tf.constant(0), tf.constant(0.0))
+    img = tf.random.stateless_uniform([90, 70, 3], seed=[3, 4], minval=-1.0, maxval=1.0)
+    one_tile = tiled_dogs._stepper(layers, tiled_dogs.tile_size)
+    assert [int(v) for v in one_tile._tiling(tf.constant(90))] == [96, 1]
+    grads, loss, _ = one_tile._gradients(img, weights)
+    direct_grads, direct_loss, _ = tiled_dogs._stepper(layers, None)._gradients(img, weights)
+    np.testing.assert_allclose(direct_grads.numpy(), grads.numpy(), rtol=1e-4, atol=1e-6)
+    assert float(direct_loss) == pytest.approx(float(loss), rel=1e-5)
+
+
 def test_tiling_never_retraces_across_sizes(tiled_dogs, cat_photo):
+    """Two compiled loops, one tiled and one not, each traced once whatever the size."""
     params = load_preset("dogs-swirls").replace(octaves=1, iterations=1)
-    tiled_dogs.dream(cat_photo, params)
+    tiled_dogs.dream(cat_photo.resize((80, 60)), params)  # one tile: the untiled loop
+    tiled_dogs.dream(cat_photo.resize((200, 150)), params)  # 3x2 tiles
     traces = tiled_dogs.trace_count
     for size in [(90, 70), (200, 150), (311, 97), (97, 311)]:  # one tile and many
         tiled_dogs.dream(cat_photo.resize(size), params)

@@ -11,7 +11,7 @@ from PIL import Image
 from dream_engine import DreamParams, ModelUnavailableError, ParamError, load_preset
 from dream_engine.core import engine as engine_module
 from dream_engine.core.classes import class_names
-from dream_engine.core.engine import MAX_FRAMES, _Objective, _to_unit, plan_frames
+from dream_engine.core.engine import MAX_FRAMES, _to_unit, plan_frames
 from dream_engine.core.models import MODELS, head_source, keras_cache_dir, load_head
 
 ONE_OCTAVE = DreamParams(layers={}, octaves=1, iterations=6, max_loss=1e6)
@@ -60,11 +60,10 @@ def test_the_tiled_target_gradient_is_the_whole_images(dogs_engine, cat_photo):
     """The logit pools the whole image; tiles each treated as an image give its gradient."""
     img = _to_unit(cat_photo.resize((320, 224)))
     params = DreamParams(model="dogs", layers={}, target="golden retriever")
-    untiled, inputs = dogs_engine._objective(params, None)
-    tiled, _ = dogs_engine._objective(params, 96)
+    untiled, tiled = (dogs_engine._stepper_for(params, tile) for tile in (None, 96))
     assert [int(v) for v in tiled._tiling(tf.constant(320))] == [96, 4]  # really tiled
-    whole, _, _ = untiled._gradients(img, _Objective(*inputs))
-    parts, _, _ = tiled._gradients(img, _Objective(*inputs))
+    whole, _, _ = untiled._gradients(img, dogs_engine._weights(params))
+    parts, _, _ = tiled._gradients(img, dogs_engine._weights(params))
     cosine = tf.reduce_sum(whole * parts) / (tf.norm(whole) * tf.norm(parts))
     assert float(cosine) > 0.9
 
@@ -173,7 +172,9 @@ def test_frames_every_few_steps_across_octaves_at_the_final_size(inception_engin
     assert np.array_equal(np.asarray(result.frames[0]), np.asarray(noise_image))
     assert np.array_equal(np.asarray(result.frames[-1]), np.asarray(result.image))
     assert [len(history) for history in result.losses] == [6, 6]  # frames change no step
-    assert [event.step for event in events if event.octave == 1] == [2, 4, 6]
+    every = inception_engine.progress_every  # progress keeps its own pace, frames or not
+    expected = [step for step in range(1, 7) if step % every == 0 or step == 6]
+    assert [event.step for event in events if event.octave == 1] == expected
     assert inception_engine.dream(noise_image, params).frames == []
     with pytest.raises(ParamError, match="frame_every"):
         inception_engine.dream(noise_image, params, frame_every=0)
