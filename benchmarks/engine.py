@@ -3,18 +3,21 @@
     python -m benchmarks.engine [--quick] [--model inceptionv3] [--weights random]
                                 [--preset balanced] [--cases steady,stream,...]
 
-Prints one JSON line per measurement, each with "case" and "impl" ("engine",
-"reference" = `benchmarks/reference.py`, "host" for the machine itself,
-"engine_vs_reference" for ratios):
+Prints one JSON line per measurement, each with "case" and "impl" ("engine" at
+float32, the reference's arithmetic; "engine_auto" at the default `precision=auto`;
+"reference" = `benchmarks/reference.py`, float32; "host" for the machine itself;
+"engine_vs_reference" and "engine_auto_vs_reference" for ratios):
 
 - machine      CPU model, cores, TensorFlow version, AVX512_BF16/AMX flags
 - matmul_peak  GFLOP/s of a large `tf.linalg.matmul` (float32, bfloat16, float16):
                the roof the achieved GFLOP/s are measured against
 - flops        FLOPs of one gradient step per size, from TensorFlow's profiler
-- steady       seconds per step once warm (best of 3 runs), per size; achieved GFLOP/s,
-               share of peak
-- stream       seconds per dream over images of different sizes from a fresh
-               instance, tracing included, as the bot sees it; total traces
+- steady       seconds per step once warm, per size: the three implementations in one
+               process taking turns (5 rounds each, best and median); achieved GFLOP/s,
+               share of the matmul peak of the precision it ran at
+- stream       seconds per dream over five images of new sizes from a fresh instance,
+               tracing included, as the bot sees it; traces
+- second_pass  the same instance over the same sizes again: no tracing left
 - precision    the engine's step in float32 and mixed precision
 - tiling       the engine untiled and at smaller tiles (512, the common choice) at the largest
                steady size (steady runs its default tile): what tiling costs
@@ -23,7 +26,7 @@ Prints one JSON line per measurement, each with "case" and "impl" ("engine",
 - sizes        the engine after warm-up over many distinct sizes (50 in the full run):
                traces added (should be 0) and RSS after warm-up, 10 and all sizes
                (the compiled-loop cache must not grow in a long-running bot)
-- speedup      reference time / engine time, for steady, stream and huge
+- speedup      reference time / engine time, for steady, stream, second_pass and huge
 - sweep        a comparison on one engine against one run per variant, as separate
                commands would be: a 4-variant `compare` and an 11-layer `layers` sheet
                at 512 px (full: `python -m dream_engine` processes, each run building
@@ -44,6 +47,7 @@ import os
 
 from benchmarks.engine_plan import (
     CASES,
+    ENGINE_PRECISION,
     FULL,
     IMPLS,
     PRECISION_PEAK_DTYPE,
@@ -77,9 +81,16 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
         cases.append(Case("flops", "reference", sizes=sizes, **common))
     if "steady" in wanted:
         cases += [
-            Case("steady", impl, sizes=sizes, steps=plan.steps, rounds=plan.rounds, **common)
+            Case(
+                "steady",
+                "taking_turns",
+                impls=IMPLS,
+                sizes=sizes,
+                steps=plan.steps,
+                rounds=plan.rounds,
+                **common,
+            )
             for sizes in steady_sizes
-            for impl in IMPLS
         ]
     if "sizes" in wanted:
         # Distinct sizes in a scrambled order (37 is coprime with any count used here).
@@ -152,6 +163,7 @@ class Report:
         self.gflop: dict[str, float] = {}  # size -> GFLOP per step
         self.peak: dict[str, float] = {}  # dtype -> matmul GFLOP/s
         self.timed: dict[tuple[str, str, str], Record] = {}  # (case, impl, size) -> record
+        self.done: set[tuple[str, str, str]] = set()  # speedups printed
 
     def emit(self, record: Record) -> None:
         if record["case"] == "flops":
@@ -161,13 +173,14 @@ class Report:
         if "s_per_step" in record:
             self._add_throughput(record)
         print(json.dumps(record), flush=True)
-        if record["case"] in ("steady", "huge", "stream"):
+        if record["case"] in ("steady", "huge", "stream", "second_pass"):
             size = record.get("size") or ",".join(record.get("sizes", []))
             self.timed[(record["case"], record["impl"], size)] = record
-            self._maybe_speedup(record["case"], size)
+            for engine in ENGINE_PRECISION:
+                self._maybe_speedup(record["case"], engine, size)
 
     def _add_throughput(self, record: Record) -> None:
-        gflop = self.gflop.get(record["size"])
+        gflop = self.gflop.get(record.get("size", ""))  # none for a stream of sizes
         if gflop is None:
             return
         record["gflop_per_step"] = gflop
@@ -177,15 +190,22 @@ class Report:
             record["peak_dtype"] = dtype
             record["fraction_of_peak"] = _sig(record["gflops"] / self.peak[dtype], 3)
 
-    def _maybe_speedup(self, case: str, size: str) -> None:
-        engine, reference = (self.timed.get((case, impl, size)) for impl in IMPLS)
-        if engine is None or reference is None or "speedup" not in self.wanted:
+    def _maybe_speedup(self, case: str, impl: str, size: str) -> None:
+        """The ratio of `impl` to the reference, once both are in (and only once)."""
+        engine, reference = (self.timed.get((case, name, size)) for name in (impl, "reference"))
+        done = (case, impl, size)
+        if engine is None or reference is None or "speedup" not in self.wanted or done in self.done:
             return
-        key = "s_per_dream" if case == "stream" else "s_per_step"
-        record: Record = {"case": "speedup", "impl": "engine_vs_reference", "of": case}
-        record["size" if case != "stream" else "sizes"] = size
+        self.done.add(done)
+        key = "s_per_dream" if case in ("stream", "second_pass") else "s_per_step"
+        record: Record = {"case": "speedup", "impl": f"{impl}_vs_reference", "of": case}
+        record["size" if "size" in engine else "sizes"] = size
+        record["precision"] = engine.get("precision")
         if key in engine and key in reference:
             record["ratio"] = _sig(reference[key] / engine[key], 3)
+            if "median_s_per_step" in engine and "median_s_per_step" in reference:
+                medians = reference["median_s_per_step"] / engine["median_s_per_step"]
+                record["ratio_of_medians"] = _sig(medians, 3)
         else:
             record["ratio"] = None
             record["note"] = "one side did not finish: see its record"

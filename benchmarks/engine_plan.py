@@ -21,7 +21,7 @@ CASES = (
     "matmul_peak",
     "flops",
     "steady",
-    "stream",
+    "stream",  # and its second pass over the same sizes
     "precision",
     "tiling",
     "huge",
@@ -29,7 +29,10 @@ CASES = (
     "speedup",
     "sweep",
 )
-IMPLS = ("engine", "reference")
+IMPLS = ("engine", "engine_auto", "reference")
+#: The engine's precision per implementation name: "engine" runs the reference's arithmetic
+#: (float32), "engine_auto" runs as a user gets it by default.
+ENGINE_PRECISION = {"engine": "float32", "engine_auto": "auto"}
 PRECISION_PEAK_DTYPE = {
     "float32": "float32",
     "mixed_bfloat16": "bfloat16",
@@ -46,7 +49,7 @@ class Plan:
 
     sizes: tuple[str, ...]  # steady sizes, WxH
     steps: int  # timed steps per steady size
-    rounds: int  # timed runs of those steps; the best counts (noise only ever adds time)
+    rounds: int  # timed runs of those steps per implementation, taken in turn
     stream: tuple[str, ...]  # the stream's image sizes, in order
     stream_iterations: int  # iterations per octave in the stream
     precision_size: str
@@ -67,7 +70,7 @@ class Plan:
 FULL = Plan(
     sizes=("256x256", "512x384", "1024x768"),
     steps=10,
-    rounds=3,
+    rounds=5,
     stream=("300x200", "256x256", "410x300", "333x222", "500x375"),
     stream_iterations=10,
     precision_size="512x384",
@@ -117,7 +120,8 @@ class Case:
     preset: str = "balanced"
     sizes: tuple[str, ...] = ()
     steps: int = 0  # timed steps (steady kinds) or iterations per octave (stream)
-    rounds: int = 1  # steady kinds: timed runs of `steps`, the best reported
+    rounds: int = 1  # steady kinds: timed runs of `steps`, the best and the median reported
+    impls: tuple[str, ...] = ()  # steady: implementations timed in turn in one process
     engine_options: dict[str, Any] = field(default_factory=dict)  # DreamEngine(**options)
     matmul_n: int = 0
     mem_cap_gib: float | None = None  # RLIMIT_AS for the child: a failure, not a swapping box
@@ -132,6 +136,7 @@ class Case:
     def from_json(cls, text: str) -> Case:
         data = json.loads(text)
         data["sizes"] = tuple(data["sizes"])
+        data["impls"] = tuple(data.get("impls", ()))
         return cls(**data)
 
     def label(self) -> Record:

@@ -11,6 +11,7 @@ import os
 import platform
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 
 from benchmarks.engine_plan import (
     CHILD_TIMEOUT_S,
+    ENGINE_PRECISION,
     EXCEPTION_LINE,
     REPO,
     Case,
@@ -184,57 +186,82 @@ def step_flops(dreamer: Any, size: str) -> int:
 def run_steady(case: Case) -> list[Record]:
     """Seconds per step of one octave, after a one-step warm-up at that size (traces, caches).
 
-    The best of `case.rounds` timed runs: on a shared machine noise only adds time.
+    With several implementations (`case.impls`) all live in this one process and take
+    turns, round by round, the order rotating: on a shared machine the speed drifts
+    by 10-15% over minutes, and a ratio of runs made minutes apart in separate
+    processes measures that drift as much as the code. Each reports its best round
+    (noise only ever adds time) and its median.
     """
-    build_s, dreamer = timed(make_dreamer, case)
+    impls = case.impls or (case.impl,)
+    built = {impl: timed(make_dreamer, case, impl) for impl in impls}
     params = bench_params(case).replace(octaves=1)
     records = []
     for size in case.sizes:
         image = noise_image(size)
-        traces_before = dreamer.trace_count
-        warmup_s, _ = timed(dreamer.dream, image, params.replace(iterations=1))
-        per_step = []
-        for _ in range(case.rounds):
-            steps_before = dreamer.steps_taken
-            seconds, _ = timed(dreamer.dream, image, params.replace(iterations=case.steps))
-            steps = dreamer.steps_taken - steps_before
-            per_step.append(_sig(seconds / steps))
+        traces_before = {impl: dreamer.trace_count for impl, (_, dreamer) in built.items()}
+        warmup_s = {
+            impl: timed(dreamer.dream, image, params.replace(iterations=1))[0]
+            for impl, (_, dreamer) in built.items()
+        }
+        per_step: dict[str, list[float]] = {impl: [] for impl in impls}
+        steps = dict.fromkeys(impls, 0)
+        for round_index in range(case.rounds):
+            shift = round_index % len(impls)
+            for impl in impls[shift:] + impls[:shift]:
+                dreamer = built[impl][1]
+                steps_before = dreamer.steps_taken
+                seconds, _ = timed(dreamer.dream, image, params.replace(iterations=case.steps))
+                steps[impl] = dreamer.steps_taken - steps_before
+                per_step[impl].append(_sig(seconds / steps[impl]))
+        for impl, (build_s, dreamer) in built.items():
+            records.append(
+                {
+                    "case": case.case,
+                    "impl": impl,
+                    "size": size,
+                    "s_per_step": min(per_step[impl]),
+                    "median_s_per_step": _sig(statistics.median(per_step[impl])),
+                    "rounds_s_per_step": per_step[impl],
+                    "steps": steps[impl],
+                    "warmup_s": _sig(warmup_s[impl]),
+                    "build_s": _sig(build_s),
+                    "new_traces": dreamer.trace_count - traces_before[impl],  # this size's
+                    "traces": dreamer.trace_count,
+                    **({"taking_turns_with": list(impls)} if len(impls) > 1 else {}),
+                    **dreamer_options(dreamer),
+                }
+            )
+    return records
+
+
+def run_stream(case: Case) -> list[Record]:
+    """A bot's view: a fresh instance dreams images of different sizes, tracing included;
+    then a second pass over the same sizes, where nothing needs tracing any more."""
+    build_s, dreamer = timed(make_dreamer, case)
+    params = bench_params(case).replace(iterations=case.steps)
+    records = []
+    for name in ("stream", "second_pass"):
+        traces_before, steps_before = dreamer.trace_count, dreamer.steps_taken
+        seconds = [timed(dreamer.dream, noise_image(size), params)[0] for size in case.sizes]
+        steps = dreamer.steps_taken - steps_before
         records.append(
             {
-                **case.label(),
-                "size": size,
-                "s_per_step": min(per_step),
-                "rounds_s_per_step": per_step,
-                "steps": steps,
-                "warmup_s": _sig(warmup_s),
+                "case": name,
+                "impl": case.impl,
+                "sizes": list(case.sizes),
+                "octaves": params.octaves,
+                "iterations": params.iterations,
+                "s_per_dream": _sig(sum(seconds) / len(seconds)),
+                "s_per_step": _sig(sum(seconds) / steps),
+                "first_dream_s": _sig(seconds[0]),
+                "total_s": _sig(sum(seconds)),
                 "build_s": _sig(build_s),
-                "new_traces": dreamer.trace_count - traces_before,  # this size's
+                "new_traces": dreamer.trace_count - traces_before,
                 "traces": dreamer.trace_count,
                 **dreamer_options(dreamer),
             }
         )
     return records
-
-
-def run_stream(case: Case) -> list[Record]:
-    """A bot's view: a fresh instance dreams images of different sizes; tracing counts."""
-    build_s, dreamer = timed(make_dreamer, case)
-    params = bench_params(case).replace(iterations=case.steps)
-    seconds = [timed(dreamer.dream, noise_image(size), params)[0] for size in case.sizes]
-    return [
-        {
-            **case.label(),
-            "sizes": list(case.sizes),
-            "octaves": params.octaves,
-            "iterations": params.iterations,
-            "s_per_dream": _sig(sum(seconds) / len(seconds)),
-            "first_dream_s": _sig(seconds[0]),
-            "total_s": _sig(sum(seconds)),
-            "build_s": _sig(build_s),
-            "traces": dreamer.trace_count,
-            **dreamer_options(dreamer),
-        }
-    ]
 
 
 def run_sizes(case: Case) -> list[Record]:
@@ -384,19 +411,22 @@ def run_here(case: Case, isolated: bool) -> list[Record]:
 # --- The two implementations behind one face ----------------------------------------------------
 
 
-def make_dreamer(case: Case) -> Any:
-    """The engine with `case.engine_options`, or the reference (untiled, float32 by design).
+def make_dreamer(case: Case, impl: str | None = None) -> Any:
+    """`impl` (default `case.impl`): the engine with `case.engine_options`, or the
+    reference (untiled, float32 by design).
 
-    The engine runs at float32 unless the case says otherwise, so engine against
-    reference compares the same arithmetic; the precision case shows what `auto` adds."""
-    if case.impl == "reference":
+    "engine" runs at float32 unless the case says otherwise, so engine against
+    reference compares the same arithmetic; "engine_auto" runs at the default
+    precision, `auto`, as a user gets it."""
+    impl = impl or case.impl
+    if impl == "reference":
         from benchmarks.reference import ReferenceDreamer
 
         return ReferenceDreamer(case.model, case.weights, seed=0)
     from dream_engine import DreamEngine, ParamError
 
     try:
-        options = {"precision": "float32", **case.engine_options}
+        options = {"precision": ENGINE_PRECISION[impl], **case.engine_options}
         engine = DreamEngine(model=case.model, weights=case.weights, seed=0, **options)
     except TypeError as error:
         raise Skipped(f"DreamEngine does not accept {case.engine_options} yet: {error}") from None

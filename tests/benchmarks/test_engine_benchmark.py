@@ -55,11 +55,17 @@ def test_every_record_names_its_case_and_impl(records):
         ("steady", "engine", "gflops"),
         ("steady", "reference", "fraction_of_peak"),
         ("steady", "engine", "peak_rss_mib"),
+        ("steady", "engine_auto", "median_s_per_step"),
         ("tiling", "engine", "s_per_step"),
         ("stream", "engine", "s_per_dream"),
         ("stream", "reference", "s_per_dream"),
         ("stream", "reference", "peak_rss_mib"),
+        ("stream", "engine_auto", "s_per_step"),
+        ("second_pass", "engine", "s_per_dream"),
+        ("second_pass", "engine_auto", "s_per_step"),
+        ("second_pass", "reference", "s_per_step"),
         ("speedup", "engine_vs_reference", "ratio"),
+        ("speedup", "engine_auto_vs_reference", "ratio"),
         ("sweep", "one_engine_vs_separate", "one_engine_s"),
         ("sweep", "one_engine_vs_separate", "separate_s"),
         ("sweep", "one_engine_vs_separate", "ratio"),
@@ -71,12 +77,35 @@ def test_case_reports_positive_numbers(records, case, impl, positive):
             assert record[positive] > 0, record
 
 
-def test_both_impls_time_the_same_sizes(records):
-    sizes = {
-        impl: {r["size"] for r in find(records, "steady", impl)} for impl in ("engine", "reference")
-    }
-    assert sizes["engine"] == sizes["reference"]
+def test_every_impl_times_the_same_sizes_taking_turns(records):
+    impls = ("engine", "engine_auto", "reference")
+    sizes = {impl: {r["size"] for r in find(records, "steady", impl)} for impl in impls}
+    assert sizes["engine"] == sizes["engine_auto"] == sizes["reference"]
     assert len(sizes["engine"]) >= 2
+    for record in records:
+        if record["case"] == "steady":
+            assert record["taking_turns_with"] == list(impls)
+            assert len(record["rounds_s_per_step"]) >= 1
+
+
+def test_the_auto_engine_runs_at_the_precision_auto_chooses_here(records):
+    from dream_engine.core.hardware import choose_precision
+
+    expected = choose_precision("inceptionv3", "auto").precision
+    for case in ("steady", "stream", "second_pass"):
+        for record in find(records, case, "engine_auto"):
+            assert record["precision"] == expected, record
+    for record in find(records, "steady", "engine"):
+        assert record["precision"] == "float32"
+
+
+def test_a_second_pass_over_the_same_sizes_traces_nothing_new(records):
+    for impl in ("engine", "engine_auto", "reference"):
+        (first,) = find(records, "stream", impl)
+        (second,) = find(records, "second_pass", impl)
+        assert second["sizes"] == first["sizes"]
+        assert first["new_traces"] >= 1
+        assert second["new_traces"] == 0, second
 
 
 def test_precision_cases_run_or_say_why_not(records):
