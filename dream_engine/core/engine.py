@@ -99,8 +99,13 @@ class DreamEngine:
         self.tile_size = self._checked_tile_size(tile_size)
         self.seed = seed
         self.head_weights = head_weights
-        # The same network with its batch norms folded into the convolutions (see folding.py).
-        self.backbone = fold_batch_norm(load_backbone(model, weights, seed, precision=precision))
+        # The same network with its batch norms folded into the convolutions, its weights
+        # stored in the dtype they compute in (see folding.py).
+        compute_dtype = precision.removeprefix("mixed_")
+        self.backbone = fold_batch_norm(
+            load_backbone(model, weights, seed, precision=precision),
+            store_as=None if compute_dtype == "float32" else compute_dtype,
+        )
         self.progress_every = progress_every
         self.trace_count = 0  # graph traces so far; stays flat across image sizes
         self._steppers: OrderedDict[tuple[object, ...], GradientAscent] = OrderedDict()

@@ -17,6 +17,7 @@ from dream_engine.core.hardware import (
     BFLOAT16,
     FLOAT16,
     FLOAT32,
+    MEASURED_SPEEDUP,
     Device,
     choose_precision,
     cpu_flags,
@@ -50,7 +51,7 @@ def test_auto_takes_the_native_precision_only_where_the_model_gains(model, devic
 
 
 def test_auto_says_why_it_kept_float32():
-    assert "0.81x" in choose_precision("dogs", "auto", AMX_CPU).reason
+    assert f"{MEASURED_SPEEDUP['dogs']:.2f}x" in choose_precision("dogs", "auto", AMX_CPU).reason
     assert "no native" in choose_precision("inceptionv3", "auto", OLD_CPU).reason
 
 
