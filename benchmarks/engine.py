@@ -17,7 +17,8 @@ float32, the reference's arithmetic; "engine_auto" at the default `precision=aut
                share of the matmul peak of the precision it ran at
 - stream       seconds per dream over five images of new sizes from a fresh instance,
                tracing included, as the bot sees it; traces
-- second_pass  the same instance over the same sizes again: no tracing left
+- second_pass  the same instance over the same sizes again, no tracing left (best of 3
+               passes, and their median)
 - precision    the engine's step in float32 and mixed precision
 - tiling       the engine untiled and at smaller tiles (512, the common choice) at the largest
                steady size (steady runs its default tile): what tiling costs
@@ -99,7 +100,14 @@ def build_cases(plan: Plan, args: argparse.Namespace, wanted: set[str]) -> list[
         cases.append(Case("sizes", "engine", sizes=sizes, **common))
     if "stream" in wanted:
         cases += [
-            Case("stream", impl, sizes=plan.stream, steps=plan.stream_iterations, **common)
+            Case(
+                "stream",
+                impl,
+                sizes=plan.stream,
+                steps=plan.stream_iterations,
+                rounds=plan.second_passes,
+                **common,
+            )
             for impl in IMPLS
         ]
     if "precision" in wanted:

@@ -52,6 +52,7 @@ class Plan:
     rounds: int  # timed runs of those steps per implementation, taken in turn
     stream: tuple[str, ...]  # the stream's image sizes, in order
     stream_iterations: int  # iterations per octave in the stream
+    second_passes: int  # passes over the stream's sizes once traced; the best counts
     precision_size: str
     precisions: tuple[str, ...]
     huge_size: str | None  # None: no huge case
@@ -73,6 +74,7 @@ FULL = Plan(
     rounds=5,
     stream=("300x200", "256x256", "410x300", "333x222", "500x375"),
     stream_iterations=10,
+    second_passes=3,
     precision_size="512x384",
     precisions=("float32", "mixed_bfloat16", "mixed_float16", "auto"),
     huge_size="4096x4096",
@@ -93,6 +95,7 @@ QUICK = Plan(
     rounds=1,
     stream=("120x90", "96x96"),
     stream_iterations=2,
+    second_passes=1,
     precision_size="96x96",
     precisions=("float32", "mixed_bfloat16", "auto"),
     huge_size=None,

@@ -14,8 +14,9 @@ moves a float32 dream. So a precision is judged against that chaos, not against 
 
 `--pair PATH` writes the float32 and bfloat16 dreams of the dogs model (real weights,
 Chelsea the cat) side by side for a person to look at. `--threads` times a steady step
-in a child process limited to one CPU (as a container quota would be), with the pools
-sized from that CPU and with the host's core count, to show what sizing saves.
+in a child process limited to one CPU (a real cgroup quota where this user may make one,
+as a container's would be; else CPU affinity), with the pools sized from that CPU and
+with the host's core count, to show what sizing saves.
 Prints one JSON line per measurement; figures are read by people, never asserted.
 """
 
@@ -105,11 +106,37 @@ def side_by_side(images: dict[str, Image.Image], captions: dict[str, str]) -> Im
     return sheet
 
 
-def time_threads(threads: int | None, steps: int, size: tuple[int, int]) -> dict[str, Any]:
-    """A steady step in a child process pinned to one CPU, its pools sized by `threads`."""
+def one_cpu_cgroup() -> Path | None:
+    """A cgroup capped at one CPU's worth (v2 `cpu.max` or v1 `cpu.cfs_quota_us`), made
+    here where this process may (root, a writable cgroup mount); None elsewhere."""
+    for top, files in (
+        (Path("/sys/fs/cgroup"), {"cpu.max": "100000 100000"}),
+        (Path("/sys/fs/cgroup/cpu"), {"cpu.cfs_quota_us": "100000", "cpu.cfs_period_us": "100000"}),
+    ):
+        if not (top / next(iter(files))).exists() and not (top / "cgroup.procs").exists():
+            continue
+        folder = top / "dream-benchmark-one-cpu"
+        try:
+            folder.mkdir(exist_ok=True)
+            for name, value in files.items():
+                (folder / name).write_text(value)
+        except OSError:
+            continue
+        return folder
+    return None
+
+
+def time_threads(
+    threads: int | None, steps: int, size: tuple[int, int], cgroup: Path | None
+) -> dict[str, Any]:
+    """A steady step in a child process given one CPU, its pools sized by `threads`.
+
+    The CPU is a real cgroup quota where one can be made (`cgroup`), as a container's
+    would be; else the child is pinned to one CPU by affinity."""
+    pin = "" if cgroup else "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})"
     script = f"""
 import os, time, json
-os.sched_setaffinity(0, {{sorted(os.sched_getaffinity(0))[0]}})
+{pin}
 import numpy as np
 from PIL import Image
 from dream_engine import DreamEngine, load_preset
@@ -123,11 +150,18 @@ for _ in range(3):
     started = time.perf_counter()
     engine.dream(image, params.replace(iterations={steps}))
     rounds.append((time.perf_counter() - started) / {steps})
-print(json.dumps({{"s_per_step": round(min(rounds), 4), "intra_op": engine.thread_plan.intra_op}}))
+plan = engine.thread_plan
+print(json.dumps({{"s_per_step": round(min(rounds), 4), "intra_op": plan.intra_op,
+                  "inter_op": plan.inter_op}}))
 """
+
+    def join_cgroup() -> None:  # in the child, before Python and TensorFlow start
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, preexec_fn=join_cgroup,
     )  # fmt: skip
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
@@ -155,12 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         host = os.cpu_count() or 1
         size = (160, 120) if args.quick else (512, 384)
+        cgroup = one_cpu_cgroup()
+        limit = f"cgroup quota of 1 CPU ({cgroup})" if cgroup else "affinity to 1 CPU"
         for threads in (None, host):
             started = time.perf_counter()
-            timing = time_threads(threads, 2 if args.quick else 10, size)
+            timing = time_threads(threads, 2 if args.quick else 10, size, cgroup)
             print(json.dumps({
                 "case": "threads_in_one_cpu", "threads": threads or "sized", "host_cpus": host,
-                "size": f"{size[0]}x{size[1]}", **timing,
+                "limited_by": limit, "size": f"{size[0]}x{size[1]}", **timing,
                 "wall_s": round(time.perf_counter() - started, 1),
             }), flush=True)  # fmt: skip
 

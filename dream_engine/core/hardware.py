@@ -108,31 +108,72 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
-def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may run on: its affinity, capped by a cgroup CPU quota (v2
-    `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), at least 1."""
+def usable_cpus(
+    cgroup: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int:
+    """CPUs this process may run on: its affinity, capped by the CPU quota of its cgroup
+    (v2 `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), at least 1."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    quota = _cgroup_quota(cgroup)
+    quota = _cgroup_quota(cgroup, membership)
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
     return max(1, cpus)
 
 
-def _cgroup_quota(cgroup: Path) -> float | None:
-    """The CPU quota in CPUs, or None where there is none (or it cannot be read)."""
+def _cgroup_quota(cgroup: Path, membership: Path) -> float | None:
+    """The tightest CPU quota, in CPUs, over this process's cgroup and the ones above it
+    (a parent's quota caps its children), or None where there is none to read."""
+    quotas = [quota for folder in _own_cgroups(cgroup, membership) if (quota := _quota(folder))]
+    return min(quotas, default=None)
+
+
+def _own_cgroups(cgroup: Path, membership: Path) -> list[Path]:
+    """This process's cgroup folders that may hold a CPU quota, its own first.
+
+    `/proc/self/cgroup` names the cgroup ("0::/path" in v2, "N:cpu,cpuacct:/path" in
+    v1). Inside a container the mount usually starts at the container's own cgroup, so
+    where the named path is not under the mount, the mount's top is the process's."""
     try:
-        fields = (cgroup / "cpu.max").read_text().split()
-        if fields and fields[0] != "max":
-            return int(fields[0]) / int(fields[1])
-        return None
-    except (OSError, ValueError, IndexError):
+        lines = membership.read_text().splitlines()
+    except OSError:
+        lines = ["0::/", "1:cpu:/"]
+    folders: list[Path] = []
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        if controllers == "":
+            tops = [cgroup]
+        elif "cpu" in controllers.split(","):
+            tops = [cgroup / "cpu", cgroup / controllers]
+        else:
+            continue
+        for top in tops:
+            own = top / path.strip("/")
+            if not own.is_dir():
+                folders.append(top)
+                continue
+            folders.append(own)
+            while own != top:
+                own = own.parent
+                folders.append(own)
+    return folders
+
+
+def _quota(folder: Path) -> float | None:
+    """The CPU quota set in one cgroup folder, in CPUs (v2 or v1 files), or None."""
+    try:
+        fields = (folder / "cpu.max").read_text().split()
+        return int(fields[0]) / int(fields[1]) if fields and fields[0] != "max" else None
+    except (OSError, ValueError, IndexError, ZeroDivisionError):
         pass
     try:
-        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
     return quota / period if quota > 0 and period > 0 else None
@@ -145,12 +186,16 @@ class ThreadPlan:
     reason: str
 
 
-def plan_threads(threads: int | None = None, cgroup: Path = Path("/sys/fs/cgroup")) -> ThreadPlan:
+def plan_threads(
+    threads: int | None = None,
+    cgroup: Path = Path("/sys/fs/cgroup"),
+    membership: Path = Path("/proc/self/cgroup"),
+) -> ThreadPlan:
     """TensorFlow's pools sized from the usable CPUs, or `threads` for one op when given
     (`DREAM_THREADS`, `--threads`; 0 or None: from the CPUs)."""
     if threads:
         return ThreadPlan(threads, _inter_op(threads), "set by DREAM_THREADS / --threads")
-    cpus = usable_cpus(cgroup)
+    cpus = usable_cpus(cgroup, membership)
     return ThreadPlan(cpus, _inter_op(cpus), f"{cpus} usable CPU(s) (affinity and cgroup quota)")
 
 

@@ -98,6 +98,32 @@ def test_a_cgroup_v1_quota_caps_the_threads(tmp_path):
     assert usable_cpus(tmp_path) == affinity()
 
 
+def test_the_quota_is_read_from_this_processs_own_cgroup_and_those_above_it(tmp_path):
+    """A process in a child cgroup (no cgroup namespace) has its quota there, not at the
+    mount's top; a parent's tighter quota caps it too."""
+    membership = tmp_path / "self-cgroup"
+    membership.write_text("4:memory:/elsewhere\n1:cpu,cpuacct:/bots/dreamer\n0::/\n")
+    top = tmp_path / "cpu,cpuacct"
+    own = top / "bots" / "dreamer"
+    own.mkdir(parents=True)
+    (own / "cpu.cfs_quota_us").write_text("100000\n")  # one CPU, in the child only
+    (own / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cpus(tmp_path, membership) == 1
+    assert plan_threads(cgroup=tmp_path, membership=membership).intra_op == 1
+    (own / "cpu.cfs_quota_us").write_text("-1\n")
+    assert usable_cpus(tmp_path, membership) == affinity()
+    (top / "bots" / "cpu.cfs_quota_us").write_text("50000\n")  # the parent's half a CPU
+    (top / "bots" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cpus(tmp_path, membership) == 1
+
+
+def test_a_container_whose_mount_starts_at_its_own_cgroup_reads_the_top(tmp_path):
+    membership = tmp_path / "self-cgroup"
+    membership.write_text("0::/docker/0123abcd\n")  # the path is the host's view
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert usable_cpus(tmp_path, membership) == 1
+
+
 def test_a_thread_setting_wins_over_the_cpus(tmp_path):
     plan = plan_threads(6, cgroup=tmp_path)
     assert (plan.intra_op, plan.inter_op) == (6, 2)
