@@ -56,6 +56,7 @@ class DreamCog(commands.Cog):
         layers="Layer weights, e.g. mixed3=0.5,mixed4=1 (none: only channels or a target)",
         jitter="Random shift of the image each step, in px (0-256), overrides the preset",
         seed="Seed for the random shifts (with jitter: same seed, same dream)",
+        lap_levels="Laplacian gradient normalisation, bands (0-8, 0 off): smoother, larger shapes",
         target="A class to make the network find, e.g. golden retriever",
         channels="Single feature channels to dream, e.g. mixed4:97,mixed5:12",
         animate="Also post a GIF of the dream forming",
@@ -74,6 +75,7 @@ class DreamCog(commands.Cog):
         layers: app_commands.Range[str, 1, 500] | None = None,
         jitter: app_commands.Range[int, 0, 256] | None = None,
         seed: app_commands.Range[int, 0, 2147483647] | None = None,
+        lap_levels: app_commands.Range[int, 0, 8] | None = None,
         target: app_commands.Range[str, 1, 100] | None = None,
         channels: app_commands.Range[str, 1, 500] | None = None,
         animate: bool = False,
@@ -81,7 +83,7 @@ class DreamCog(commands.Cog):
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
             "iterations": iterations, "max_loss": max_loss, "jitter": jitter, "seed": seed,
-            "layers": layers, "target": target, "channels": channels,
+            "lap_levels": lap_levels, "layers": layers, "target": target, "channels": channels,
         }  # fmt: skip
         source = ImageSource.unsaved(
             url=image.url, filename=image.filename, size=image.size,

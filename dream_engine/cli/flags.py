@@ -69,6 +69,12 @@ def add_param_flags(
     parser.add_argument("--iterations", type=int, help="steps per octave, 1..1000")
     parser.add_argument("--max-loss", type=float, help="stop an octave once its loss passes this")
     parser.add_argument("--jitter", type=int, help="random roll in pixels each step (0 = off)")
+    parser.add_argument(
+        "--lap-levels",
+        type=int,
+        help="Laplacian-pyramid gradient normalisation: bands, 0..8 (0 = off): smoother, larger "
+        "structures",
+    )
     parser.add_argument("--seed", type=int, help="seed for jitter and random weights")
 
 
@@ -148,6 +154,7 @@ def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "iterations": args.iterations,
         "max_loss": args.max_loss,
         "jitter": args.jitter,
+        "lap_levels": args.lap_levels,
         "seed": args.seed,
     }
 

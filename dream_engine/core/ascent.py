@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from dream_engine.core.laplacian import laplacian_normalize
 from dream_engine.core.tiling import tile_layout, tile_margin
 
 
@@ -50,6 +51,7 @@ class GradientAscent:
         on_trace: Callable[[], None],
         tile_size: int | None,
         loss_scale: float = 1.0,
+        lap_levels: int = 0,
     ) -> None:
         self._extractor = extractor
         self._terms = terms
@@ -59,6 +61,7 @@ class GradientAscent:
         self._tile_size = tile_size
         self._margin = tile_margin(tile_size)
         self._loss_scale = loss_scale
+        self._lap_levels = lap_levels  # Laplacian bands normalised apart (0: off)
         # Which parts the objective has: activation terms, a class logit.
         self._parts = (bool(terms.squared or terms.channels), terms.head is not None)
         self._run = tf.function(
@@ -236,6 +239,7 @@ class GradientAscent:
         )
         rolled = tf.roll(img, shift, axis=[0, 1])
         grads, loss, activation = self._gradients(rolled, objective)
+        grads = laplacian_normalize(grads, self._lap_levels)
         grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
         return tf.roll(rolled + step_size * grads, -shift, axis=[0, 1]), loss, activation
 

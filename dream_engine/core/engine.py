@@ -265,6 +265,7 @@ class DreamEngine:
             tile,
             tuple(params.active_channels()),
             params.target_class() is not None,
+            params.lap_levels,
         )
 
     def _weights(self, params: DreamParams) -> Objective:
@@ -336,9 +337,11 @@ class DreamEngine:
         tile_size: int | None,
         channel_layers: tuple[str, ...] = (),
         target: bool = False,
+        lap_levels: int = 0,
     ) -> GradientAscent:
-        """One compiled loop per objective structure and tile size, least recently used out."""
-        key = (layers, channel_layers, target, tile_size)
+        """One compiled loop per objective structure, tile size and Laplacian level count,
+        least recently used out."""
+        key = (layers, channel_layers, target, tile_size, lap_levels)
         if key in self._steppers:
             self._steppers.move_to_end(key)
             return self._steppers[key]
@@ -363,6 +366,7 @@ class DreamEngine:
             self._count_trace,
             tile_size=tile_size,
             loss_scale=FLOAT16_LOSS_SCALE if self.precision == "mixed_float16" else 1.0,
+            lap_levels=lap_levels,
         )
         self._steppers[key] = stepper
         while len(self._steppers) > STEPPER_CACHE_SIZE:

@@ -18,6 +18,7 @@ from dream_engine.core.classes import resolve as resolve_class
 from dream_engine.core.models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from dream_engine.errors import ParamError
 
+MAX_LAP_LEVELS = 8  # Laplacian bands: 8 halvings take a 4096 px side to 16 px
 # name -> (low, high, low inclusive, high inclusive); the ranges users see.
 NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "step": (0.0, 1.0, False, True),
@@ -26,10 +27,11 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "iterations": (1, 1000, True, True),
     "max_loss": (0.0, 1e6, False, True),
     "jitter": (0, 256, True, True),
+    "lap_levels": (0, MAX_LAP_LEVELS, True, True),
     "seed": (0, 2**31 - 1, True, True),
     "target_weight": (0.0, 1000.0, False, True),
 }
-INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "seed"})
+INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "lap_levels", "seed"})
 # Engine options (not part of a dream's look), here so the bot can check them without TensorFlow.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: What an engine may be asked for: a precision, or `auto` (see `core/hardware.py`).
@@ -62,6 +64,7 @@ class DreamParams:
     max_loss: float = 10.0
     seed: int = 0
     jitter: int = 0
+    lap_levels: int = 0  # Laplacian-pyramid gradient normalisation, bands (0: off)
     model: str = DEFAULT_MODEL
     channels: Mapping[str, float] = field(default_factory=dict)
     target: str | None = None  # a class name or number of the model's classifier (classes.py)

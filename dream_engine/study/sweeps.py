@@ -22,7 +22,7 @@ The API, for the CLI and the bot alike (no TensorFlow is imported here):
 
 The `--vary` syntax (`VARY_SYNTAX`), safe unquoted in a shell and in a Discord option:
     PARAM=V1,V2,...    step, octaves, octave_scale (or octave-scale), iterations,
-                       max_loss (or max-loss), jitter or seed
+                       max_loss (or max-loss), jitter, seed or lap_levels
     layers=A,B,...     each value a layer, or layers joined with "+" and weighted
                        with ":", e.g. layers=mixed3,mixed5,mixed3+mixed5:0.5
     target=A,B,...     classes to make the network find (target_weight=... their share)
@@ -62,8 +62,8 @@ MAX_VARIANTS = 8
 VARIANTS_RANGE = (2, 32)  # what a caller (the CLI's --max-variants, the bot's setting) may allow
 MAX_VARY_TEXT = 500  # characters of a --vary text
 VARIABLE = (
-    "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "layers",
-    "target", "target_weight",
+    "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "lap_levels",
+    "layers", "target", "target_weight",
 )  # fmt: skip
 VARY_SYNTAX = "PARAM=V1,V2 (e.g. step=0.005,0.05 or layers=mixed3,mixed5,mixed3+mixed5:0.5)"
 
@@ -269,6 +269,7 @@ def describe_common(variants: Sequence[Variant]) -> str:
     parts = [first.model] if "model" in same else []
     unset = {
         "jitter": first.jitter == 0,
+        "lap_levels": first.lap_levels == 0,
         "target": first.target is None,
         "layers": not first.layers,
     }
@@ -466,7 +467,7 @@ def _what_is_dreamed(params: DreamParams) -> tuple:
     return (
         params.model, params.step, params.octaves, params.iterations, params.max_loss,
         params.octave_scale if params.octaves > 1 else None,
-        params.jitter, params.seed if params.seed_matters else None,
+        params.jitter, params.seed if params.seed_matters else None, params.lap_levels,
         tuple(params.active_layers().items()),
         tuple((layer, tuple(sorted(chosen.items())))
               for layer, chosen in params.active_channels().items()),
@@ -490,6 +491,7 @@ def _example(name: str) -> str:
         "iterations": "10,200",
         "max_loss": "10,50",
         "jitter": "0,32",
+        "lap_levels": "0,4",
         "seed": "1,2",
         "layers": "mixed3,mixed5",
         "target": "pug,Chihuahua",

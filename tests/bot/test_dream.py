@@ -112,6 +112,28 @@ async def test_seeds_move_the_jitter_and_are_refused_without_it(world, cat_photo
     assert np.abs(dreams[0] - dreams[1]).max() > 0  # another seed, other shifts, another dream
 
 
+async def test_lap_levels_normalise_the_gradient_by_band_and_are_held_to_their_range(
+    world, cat_photo
+):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    quick = {"image": image, "preset": "one-octave", "iterations": 3}
+    # Discord itself refuses a value outside the command's range, as the fake does.
+    with pytest.raises(AssertionError, match="lap_levels"):
+        await fake.slash(guild, bob, "dream", {**quick, "lap_levels": 9})
+    assert len(bot.queue) == 0 and not bot.queue.running()
+    dreams = []
+    for levels in (0, 4):
+        inter = await fake.slash(guild, bob, "dream", {**quick, "lap_levels": levels})
+        result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+        fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
+        assert ("lap_levels=4" in fields.get("Changed from preset", "")) == (levels == 4)
+        with Image.open(io.BytesIO(result.files[0].data)) as dreamed:
+            dreams.append(np.asarray(dreamed.convert("RGB"), dtype=np.int16))
+    assert np.abs(dreams[0] - dreams[1]).mean() > 0.5  # another normalisation, another dream
+
+
 async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_photo):
     """Options given without a preset wait for the pick; "Dream again with…" starts fresh."""
     fake, _bot, guild = world

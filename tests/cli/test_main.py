@@ -88,6 +88,7 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--layers", "mixed99=1"], "'mixed99' is not a layer of inceptionv3"),
         (["{photo}", "--step", "5"], "step must be in (0, 1]"),
         (["{photo}", "--octaves", "0"], "octaves must be in [1, 10]"),
+        (["{photo}", "--lap-levels", "9"], "lap_levels must be in [0, 8]"),
         (["{photo}", "--max-loss", "nan"], "max_loss"),
         (["{photo}", "--model", "vgg19", "--preset", "balanced"], "give --layers"),
         (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
