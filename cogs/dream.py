@@ -57,6 +57,8 @@ class DreamCog(commands.Cog):
         jitter="Random shift of the image each step, in px (0-256), overrides the preset",
         seed="Seed for the random shifts (with jitter: same seed, same dream)",
         lap_levels="Laplacian gradient normalisation, bands (0-8, 0 off): smoother, larger shapes",
+        scale_jitter="Random scale of the network's view each step, e.g. 0.05 (0-0.5, 0 off)",
+        rotate_jitter="Random rotation of the network's view each step, degrees (0-45, 0 off)",
         target="A class to make the network find, e.g. golden retriever",
         channels="Single feature channels to dream, e.g. mixed4:97,mixed5:12",
         animate="Also post a GIF of the dream forming",
@@ -76,6 +78,8 @@ class DreamCog(commands.Cog):
         jitter: app_commands.Range[int, 0, 256] | None = None,
         seed: app_commands.Range[int, 0, 2147483647] | None = None,
         lap_levels: app_commands.Range[int, 0, 8] | None = None,
+        scale_jitter: app_commands.Range[float, 0.0, 0.5] | None = None,
+        rotate_jitter: app_commands.Range[float, 0.0, 45.0] | None = None,
         target: app_commands.Range[str, 1, 100] | None = None,
         channels: app_commands.Range[str, 1, 500] | None = None,
         animate: bool = False,
@@ -83,7 +87,8 @@ class DreamCog(commands.Cog):
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
             "iterations": iterations, "max_loss": max_loss, "jitter": jitter, "seed": seed,
-            "lap_levels": lap_levels, "layers": layers, "target": target, "channels": channels,
+            "lap_levels": lap_levels, "scale_jitter": scale_jitter, "rotate_jitter": rotate_jitter,
+            "layers": layers, "target": target, "channels": channels,
         }  # fmt: skip
         source = ImageSource.unsaved(
             url=image.url, filename=image.filename, size=image.size,

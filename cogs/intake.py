@@ -90,8 +90,9 @@ async def precheck(
         params = preset.params.replace(**overrides)
         if overrides.get("seed") is not None and not params.seed_matters:
             raise ParamError(
-                "seed: a seed only changes the random shifts (jitter), and they are off "
-                f"in {preset.name}; give jitter too, e.g. jitter:32."
+                "seed: a seed only changes the random shifts and views (jitter, scale_jitter, "
+                f"rotate_jitter), and they are off in {preset.name}; give one too, e.g. "
+                "jitter:32."
             )
         made = tuple(variants(preset, params)) if variants else ()
         check_upload(

@@ -75,7 +75,19 @@ def add_param_flags(
         help="Laplacian-pyramid gradient normalisation: bands, 0..8 (0 = off): smoother, larger "
         "structures",
     )
-    parser.add_argument("--seed", type=int, help="seed for jitter and random weights")
+    parser.add_argument(
+        "--scale-jitter",
+        type=float,
+        help="the network's view scaled at random by 1 +- this each step, 0..0.5 (0 = off)",
+    )
+    parser.add_argument(
+        "--rotate-jitter",
+        type=float,
+        help="and rotated at random by up to this many degrees either way, 0..45 (0 = off)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed for the random shifts and views, and random weights"
+    )
 
 
 def add_engine_flags(parser: argparse.ArgumentParser, max_side: int) -> None:
@@ -155,6 +167,8 @@ def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_loss": args.max_loss,
         "jitter": args.jitter,
         "lap_levels": args.lap_levels,
+        "scale_jitter": args.scale_jitter,
+        "rotate_jitter": args.rotate_jitter,
         "seed": args.seed,
     }
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from dream_engine.core.laplacian import laplacian_normalize
 from dream_engine.core.tiling import tile_layout, tile_margin
+from dream_engine.core.transforms import random_view
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class GradientAscent:
         tile_size: int | None,
         loss_scale: float = 1.0,
         lap_levels: int = 0,
+        transformed: bool = False,
     ) -> None:
         self._extractor = extractor
         self._terms = terms
@@ -62,6 +64,7 @@ class GradientAscent:
         self._margin = tile_margin(tile_size)
         self._loss_scale = loss_scale
         self._lap_levels = lap_levels  # Laplacian bands normalised apart (0: off)
+        self._transformed = transformed  # the network sees a random scale and rotation
         # Which parts the objective has: activation terms, a class logit.
         self._parts = (bool(terms.squared or terms.channels), terms.head is not None)
         self._run = tf.function(
@@ -74,7 +77,9 @@ class GradientAscent:
                 tf.TensorSpec([], tf.int32),  # target class
                 tf.TensorSpec([], tf.float32),  # target weight
                 tf.TensorSpec([], tf.int32),  # jitter (max roll in px)
-                tf.TensorSpec([2], tf.int32),  # seed for the roll
+                tf.TensorSpec([2], tf.int32),  # seed for the roll (and the view)
+                tf.TensorSpec([], tf.float32),  # scale jitter (0.05: 0.95..1.05)
+                tf.TensorSpec([], tf.float32),  # rotation jitter, degrees either way
             ],
         )
 
@@ -215,6 +220,8 @@ class GradientAscent:
         target_weight: tf.Tensor,
         jitter: tf.Tensor,
         seed: tf.Tensor,
+        scale_jitter: tf.Tensor,
+        rotate_jitter: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """One step: (the new image, its objective, its activation terms).
 
@@ -238,7 +245,15 @@ class GradientAscent:
             [2], seed=seed, minval=-roll, maxval=roll + 1, dtype=tf.int32
         )
         rolled = tf.roll(img, shift, axis=[0, 1])
-        grads, loss, activation = self._gradients(rolled, objective)
+        if self._transformed:
+            # The gradient of the network's view, carried back to the image through it.
+            with tf.GradientTape() as view_tape:
+                view_tape.watch(rolled)
+                viewed = random_view(rolled, scale_jitter, rotate_jitter, seed)
+            direction, loss, activation = self._gradients(viewed, objective)
+            grads = view_tape.gradient(viewed, rolled, output_gradients=direction)
+        else:
+            grads, loss, activation = self._gradients(rolled, objective)
         grads = laplacian_normalize(grads, self._lap_levels)
         grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
         return tf.roll(rolled + step_size * grads, -shift, axis=[0, 1]), loss, activation

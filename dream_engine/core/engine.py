@@ -205,6 +205,8 @@ class DreamEngine:
                     *objective,
                     tf.constant(params.jitter),
                     tf.constant([params.seed, index * 100_000 + len(history)]),
+                    tf.constant(params.scale_jitter, tf.float32),
+                    tf.constant(params.rotate_jitter, tf.float32),
                 )
                 history.append(float(loss))
                 stopped = float(activation) > params.max_loss
@@ -266,6 +268,7 @@ class DreamEngine:
             tuple(params.active_channels()),
             params.target_class() is not None,
             params.lap_levels,
+            params.transformed,
         )
 
     def _weights(self, params: DreamParams) -> Objective:
@@ -338,10 +341,11 @@ class DreamEngine:
         channel_layers: tuple[str, ...] = (),
         target: bool = False,
         lap_levels: int = 0,
+        transformed: bool = False,
     ) -> GradientAscent:
-        """One compiled loop per objective structure, tile size and Laplacian level count,
-        least recently used out."""
-        key = (layers, channel_layers, target, tile_size, lap_levels)
+        """One compiled loop per objective structure, tile size, Laplacian level count and
+        whether the view is transformed, least recently used out."""
+        key = (layers, channel_layers, target, tile_size, lap_levels, transformed)
         if key in self._steppers:
             self._steppers.move_to_end(key)
             return self._steppers[key]
@@ -367,6 +371,7 @@ class DreamEngine:
             tile_size=tile_size,
             loss_scale=FLOAT16_LOSS_SCALE if self.precision == "mixed_float16" else 1.0,
             lap_levels=lap_levels,
+            transformed=transformed,
         )
         self._steppers[key] = stepper
         while len(self._steppers) > STEPPER_CACHE_SIZE:

@@ -28,6 +28,8 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "max_loss": (0.0, 1e6, False, True),
     "jitter": (0, 256, True, True),
     "lap_levels": (0, MAX_LAP_LEVELS, True, True),
+    "scale_jitter": (0.0, 0.5, True, True),
+    "rotate_jitter": (0.0, 45.0, True, True),
     "seed": (0, 2**31 - 1, True, True),
     "target_weight": (0.0, 1000.0, False, True),
 }
@@ -65,6 +67,8 @@ class DreamParams:
     seed: int = 0
     jitter: int = 0
     lap_levels: int = 0  # Laplacian-pyramid gradient normalisation, bands (0: off)
+    scale_jitter: float = 0.0  # the network's view scaled by 1 +- this each step (0: off)
+    rotate_jitter: float = 0.0  # and rotated by up to this many degrees either way (0: off)
     model: str = DEFAULT_MODEL
     channels: Mapping[str, float] = field(default_factory=dict)
     target: str | None = None  # a class name or number of the model's classifier (classes.py)
@@ -137,9 +141,15 @@ class DreamParams:
 
     @property
     def seed_matters(self) -> bool:
-        """The seed only draws the random shifts (jitter): without them it changes nothing,
-        so a seed asked for alone is refused rather than silently ignored."""
-        return self.jitter > 0
+        """The seed only draws the random shifts and views (jitter, scale_jitter,
+        rotate_jitter): without them it changes nothing, so a seed asked for alone is
+        refused rather than silently ignored."""
+        return self.jitter > 0 or self.transformed
+
+    @property
+    def transformed(self) -> bool:
+        """Whether the network sees a randomly scaled or rotated view each step."""
+        return self.scale_jitter > 0 or self.rotate_jitter > 0
 
     def active_layers(self) -> dict[str, float]:
         """Layers with a non-zero weight, in the model's depth order."""

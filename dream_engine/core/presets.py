@@ -27,7 +27,7 @@ PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 MAX_DESCRIPTION = 100
 PARAM_KEYS = frozenset(
     {"step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "model"}
-    | {"lap_levels"}
+    | {"lap_levels", "scale_jitter", "rotate_jitter"}
     | {"target", "target_weight"}
 )
 TABLE_KEYS = frozenset({"layers", "channels"})  # e.g. [channels] "mixed4:97" = 1.0

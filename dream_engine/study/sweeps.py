@@ -22,7 +22,8 @@ The API, for the CLI and the bot alike (no TensorFlow is imported here):
 
 The `--vary` syntax (`VARY_SYNTAX`), safe unquoted in a shell and in a Discord option:
     PARAM=V1,V2,...    step, octaves, octave_scale (or octave-scale), iterations,
-                       max_loss (or max-loss), jitter, seed or lap_levels
+                       max_loss (or max-loss), jitter, seed, lap_levels,
+                       scale_jitter or rotate_jitter
     layers=A,B,...     each value a layer, or layers joined with "+" and weighted
                        with ":", e.g. layers=mixed3,mixed5,mixed3+mixed5:0.5
     target=A,B,...     classes to make the network find (target_weight=... their share)
@@ -63,7 +64,7 @@ VARIANTS_RANGE = (2, 32)  # what a caller (the CLI's --max-variants, the bot's s
 MAX_VARY_TEXT = 500  # characters of a --vary text
 VARIABLE = (
     "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "lap_levels",
-    "layers", "target", "target_weight",
+    "scale_jitter", "rotate_jitter", "layers", "target", "target_weight",
 )  # fmt: skip
 VARY_SYNTAX = "PARAM=V1,V2 (e.g. step=0.005,0.05 or layers=mixed3,mixed5,mixed3+mixed5:0.5)"
 
@@ -270,6 +271,8 @@ def describe_common(variants: Sequence[Variant]) -> str:
     unset = {
         "jitter": first.jitter == 0,
         "lap_levels": first.lap_levels == 0,
+        "scale_jitter": first.scale_jitter == 0,
+        "rotate_jitter": first.rotate_jitter == 0,
         "target": first.target is None,
         "layers": not first.layers,
     }
@@ -435,10 +438,11 @@ def _check_count(count: int, max_variants: int, what: str) -> None:
 def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
     """Knobs that change nothing on this base would give identical pictures captioned as
     different ones: say what makes them matter instead."""
-    if "seed" in names and "jitter" not in names and not base.seed_matters:
+    random = {"jitter", "scale_jitter", "rotate_jitter"}
+    if "seed" in names and not random & set(names) and not base.seed_matters:
         raise ParamError(
-            "vary: seed only changes the random shifts (jitter), and they are off here; "
-            "turn them on too, e.g. seed=1,2;jitter=32."
+            "vary: seed only changes the random shifts and views (jitter, scale_jitter, "
+            "rotate_jitter), and they are off here; turn one on too, e.g. seed=1,2;jitter=32."
         )
     if "target_weight" in names and "target" not in names and base.target is None:
         raise ParamError(
@@ -468,6 +472,7 @@ def _what_is_dreamed(params: DreamParams) -> tuple:
         params.model, params.step, params.octaves, params.iterations, params.max_loss,
         params.octave_scale if params.octaves > 1 else None,
         params.jitter, params.seed if params.seed_matters else None, params.lap_levels,
+        params.scale_jitter, params.rotate_jitter,
         tuple(params.active_layers().items()),
         tuple((layer, tuple(sorted(chosen.items())))
               for layer, chosen in params.active_channels().items()),
@@ -492,6 +497,8 @@ def _example(name: str) -> str:
         "max_loss": "10,50",
         "jitter": "0,32",
         "lap_levels": "0,4",
+        "scale_jitter": "0,0.05",
+        "rotate_jitter": "0,5",
         "seed": "1,2",
         "layers": "mixed3,mixed5",
         "target": "pug,Chihuahua",

@@ -66,21 +66,30 @@ async def test_compare_two_steps_gives_one_grid_and_each_variant(world, cat_phot
     assert first.tobytes() != second.tobytes()  # a different step, a different dream
 
 
-async def test_compare_lap_levels_like_any_other_knob(world, cat_photo):
+@pytest.mark.parametrize(
+    ("vary", "caption"),
+    [
+        ("lap_levels=0,4", "lap_levels=0, lap_levels=4"),
+        ("rotate_jitter=0,5", "rotate_jitter=0, rotate_jitter=5"),
+    ],
+)
+async def test_compare_the_new_knobs_like_any_other(world, cat_photo, vary, caption):
     fake, _bot, guild = world
     bob = fake.add_member(guild, "bob")
     image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
     inter = await fake.slash(
-        guild, bob, "compare", {"image": image, "vary": "lap_levels=0,4", "gallery": True, **QUICK}
+        guild, bob, "compare", {"image": image, "vary": vary, "gallery": True, **QUICK}
     )
     result = await inter.wait_original(delivered, timeout=DREAM)
     fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
-    assert fields["2 variants"] == "lap_levels=0, lap_levels=4"
+    assert fields["2 variants"] == caption
     (gallery,) = await inter.wait_followups(1, timeout=DREAM)
     first, second = (opened(file.data) for file in gallery.files)
     assert first.tobytes() != second.tobytes()
-    refused = await fake.slash(guild, bob, "compare", {"image": image, "vary": "lap_levels=0,9"})
-    assert "lap_levels must be in [0, 8]" in await private_answer(refused)
+    name = vary.split("=")[0]
+    too_far = {"lap_levels": "0,9", "rotate_jitter": "0,50"}[name]
+    refused = await fake.slash(guild, bob, "compare", {"image": image, "vary": f"{name}={too_far}"})
+    assert f"{name} must be in [0, " in await private_answer(refused)
 
 
 async def test_compare_presets_caption_each_tile_with_its_preset(world, cat_photo):

@@ -101,7 +101,7 @@ async def test_seeds_move_the_jitter_and_are_refused_without_it(world, cat_photo
     quick = {"image": image, "preset": "one-octave", "iterations": 3}
     refused = await fake.slash(guild, bob, "dream", {**quick, "seed": 1})
     said = await refused.wait_callback()
-    assert said.ephemeral and "give jitter too" in said.data["content"]
+    assert said.ephemeral and "give one too, e.g. jitter:32" in said.data["content"]
     assert len(bot.queue) == 0 and not bot.queue.running()
     dreams = []
     for seed in (1, 2):
@@ -112,26 +112,37 @@ async def test_seeds_move_the_jitter_and_are_refused_without_it(world, cat_photo
     assert np.abs(dreams[0] - dreams[1]).max() > 0  # another seed, other shifts, another dream
 
 
-async def test_lap_levels_normalise_the_gradient_by_band_and_are_held_to_their_range(
+async def test_the_knobs_of_the_bands_and_the_view_change_the_dream_within_their_ranges(
     world, cat_photo
 ):
+    """lap_levels, scale_jitter and rotate_jitter as /dream options; a seed needs no jitter
+    when the view is transformed."""
     fake, bot, guild = world
     bob = fake.add_member(guild, "bob")
     image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
     quick = {"image": image, "preset": "one-octave", "iterations": 3}
     # Discord itself refuses a value outside the command's range, as the fake does.
-    with pytest.raises(AssertionError, match="lap_levels"):
-        await fake.slash(guild, bob, "dream", {**quick, "lap_levels": 9})
+    for bad in ({"lap_levels": 9}, {"rotate_jitter": 90.0}, {"scale_jitter": 0.8}):
+        with pytest.raises(AssertionError, match=next(iter(bad))):
+            await fake.slash(guild, bob, "dream", {**quick, **bad})
     assert len(bot.queue) == 0 and not bot.queue.running()
+    asked = [
+        {"lap_levels": 0},
+        {"lap_levels": 4},
+        {"scale_jitter": 0.05, "rotate_jitter": 5.0, "seed": 3},  # random views: a seed counts
+    ]
     dreams = []
-    for levels in (0, 4):
-        inter = await fake.slash(guild, bob, "dream", {**quick, "lap_levels": levels})
+    for knobs in asked:
+        inter = await fake.slash(guild, bob, "dream", {**quick, **knobs})
         result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
         fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
-        assert ("lap_levels=4" in fields.get("Changed from preset", "")) == (levels == 4)
+        changed = fields.get("Changed from preset", "")
+        for name, value in knobs.items():
+            assert (f"{name}={value:g}" in changed) == (value != 0), changed
         with Image.open(io.BytesIO(result.files[0].data)) as dreamed:
             dreams.append(np.asarray(dreamed.convert("RGB"), dtype=np.int16))
-    assert np.abs(dreams[0] - dreams[1]).mean() > 0.5  # another normalisation, another dream
+    for other in dreams[1:]:  # another normalisation, another view: another dream
+        assert np.abs(dreams[0] - other).mean() > 0.5
 
 
 async def test_the_dropdown_keeps_what_else_was_asked_with_dream(world, cat_photo):

@@ -95,6 +95,22 @@ def test_tiling_never_retraces_across_sizes(tiled_dogs, cat_photo):
     assert tiled_dogs.trace_count == traces
 
 
+def test_tiled_dreams_take_the_knobs_of_the_view_and_the_bands_without_retracing(
+    tiled_dogs, cat_photo
+):
+    """The view's transform and the Laplacian bands act on the whole image's gradient, so
+    they work across tiles as on one; each combination is traced once for every size."""
+    base = load_preset("dogs-swirls").replace(octaves=1, iterations=2)
+    knobs = base.replace(scale_jitter=0.05, rotate_jitter=5.0, lap_levels=3)
+    photo = cat_photo.resize((200, 150))  # 3x2 tiles of 96
+    plain, turned = (tiled_dogs.dream(photo, params) for params in (base, knobs))
+    traces = tiled_dogs.trace_count
+    tiled_dogs.dream(cat_photo.resize((311, 97)), knobs)
+    assert tiled_dogs.trace_count == traces
+    assert all(np.isfinite(loss) for loss in turned.losses[-1])
+    assert np.abs(pixels(plain.image) - pixels(turned.image)).mean() > 0.3
+
+
 PRECISION_PARAMS = load_preset("dogs-dream").replace(octaves=2, iterations=8)
 
 

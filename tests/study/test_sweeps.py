@@ -138,7 +138,7 @@ def test_max_variants_is_8_unless_the_caller_allows_more():
         ("step=\x00\x1b[31m,0.1", "is not a number"),
         ("step=0.1,0.2,0.3;octaves=1,2,3", "9 variants"),
         # Knobs that would change nothing here: identical pictures, different captions.
-        ("seed=1,2", "seed only changes the random shifts (jitter), and they are off here"),
+        ("seed=1,2", "seed only changes the random shifts and views (jitter, scale_jitter,"),
         ("target_weight=0.5,2", "target_weight weighs a target class, and there is none"),
         # Values spelt differently that dream the same picture.
         ("target=pug,Pug", "target=Pug dreams the same as target=pug"),
