@@ -63,6 +63,9 @@ def add_param_flags(
     parser.add_argument(
         "--target-weight", type=float, help="the class's share of each step against the layers"
     )
+    parser.add_argument(
+        "--guide-weight", type=float, help="with --guide: its pull against the layers', (0, 1000]"
+    )
     parser.add_argument("--step", type=float, help="gradient step size, in (0, 1]")
     parser.add_argument("--octaves", type=int, help="number of octaves, 1..10")
     parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, (1, 3]")
@@ -160,6 +163,7 @@ def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "channels": parse_channels(args.channels) if args.channels else None,
         "target": args.target,
         "target_weight": args.target_weight,
+        "guide_weight": args.guide_weight,
         "step": args.step,
         "octaves": args.octaves,
         "octave_scale": args.octave_scale,

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_flags(parser, DEFAULT_MAX_SIDE)
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
     parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
+    parser.add_argument(
+        "--guide", type=Path, help="an image whose features the dream grows (see --guide-weight)"
+    )
     return parser
 
 
@@ -90,6 +93,16 @@ def _dream_or_list(args: argparse.Namespace) -> int:
     return _dream(args)
 
 
+def _load_guide(path: Path) -> Image.Image:
+    """The guide, read and checked like the input; its errors say it is the guide."""
+    from dream_engine.media.images import load_image_file
+
+    try:
+        return load_image_file(path)
+    except UserError as error:
+        raise UserError(f"guide: {error}") from None
+
+
 def _dream(args: argparse.Namespace) -> int:
     from dream_engine.media.animation import suggest_frame_every
     from dream_engine.media.images import load_image_file
@@ -97,6 +110,7 @@ def _dream(args: argparse.Namespace) -> int:
     params = resolve_params(args)
     check_max_side(args)
     image = load_image_file(args.input)
+    guide = _load_guide(args.guide) if args.guide else None
     output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
     if args.gallery:
         prepare_folder(args.gallery)
@@ -106,7 +120,12 @@ def _dream(args: argparse.Namespace) -> int:
     frame_every = suggest_frame_every(params, GIF_FRAMES) if args.gif else None
     with ProgressBar() as bar:
         result = engine.dream(
-            image, params, on_progress=bar.update, max_side=args.max_side, frame_every=frame_every
+            image,
+            params,
+            on_progress=bar.update,
+            max_side=args.max_side,
+            frame_every=frame_every,
+            guide=guide,
         )
     save_image(result.image, output)
     gif_bytes = _save_gif(result.frames, args.gif) if args.gif else 0

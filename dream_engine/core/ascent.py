@@ -29,6 +29,7 @@ class Terms:
     squared: tuple[int, ...]  # one per layer weight, in order: mean(act**2)
     channels: tuple[tuple[int, int], ...]  # (output, width) per slice of the channel vector
     head: int | None  # the feature map the class head pools; None without a target
+    guided: bool = False  # each weighted layer also matches a guide image's features
 
 
 class Objective(NamedTuple):
@@ -38,6 +39,8 @@ class Objective(NamedTuple):
     channel_weights: tf.Tensor
     target: tf.Tensor
     target_weight: tf.Tensor
+    guide_weight: tf.Tensor | float = 0.0
+    guides: tuple[tf.Tensor, ...] = ()  # per weighted layer: the guide's features, [N, C]
 
 
 class GradientAscent:
@@ -67,6 +70,9 @@ class GradientAscent:
         self._transformed = transformed  # the network sees a random scale and rotation
         # Which parts the objective has: activation terms, a class logit.
         self._parts = (bool(terms.squared or terms.channels), terms.head is not None)
+        guide_specs = tuple(
+            tf.TensorSpec([None, width], tf.float32) for width in self._guide_widths()
+        )
         self._run = tf.function(
             self._step,
             input_signature=[
@@ -80,14 +86,52 @@ class GradientAscent:
                 tf.TensorSpec([2], tf.int32),  # seed for the roll (and the view)
                 tf.TensorSpec([], tf.float32),  # scale jitter (0.05: 0.95..1.05)
                 tf.TensorSpec([], tf.float32),  # rotation jitter, degrees either way
+                tf.TensorSpec([], tf.float32),  # guide weight
+                guide_specs,  # the guide's features per weighted layer (none unguided)
             ],
         )
 
-    def __call__(self, *args: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        return self._run(*args)
+    def _guide_widths(self) -> list[int]:
+        """Channels of each weighted layer's output, when guided (the guides' widths)."""
+        if not self._terms.guided:
+            return []
+        outputs = self._extractor.outputs
+        return [int(outputs[k].shape[-1]) for k in self._terms.squared]
 
-    def _loss(self, img: tf.Tensor, objective: Objective) -> tuple[tf.Tensor, tf.Tensor]:
-        """(activation terms, target logit) of one image or tile."""
+    def __call__(
+        self,
+        img: tf.Tensor,
+        step: tf.Tensor,
+        objective: Objective,
+        jitter: tf.Tensor,
+        seed: tf.Tensor,
+        scale_jitter: tf.Tensor,
+        rotate_jitter: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        layer_weights, channel_weights, target, target_weight, guide_weight, guides = objective
+        return self._run(
+            img, step, layer_weights, channel_weights, target, target_weight, jitter, seed,
+            scale_jitter, rotate_jitter, tf.constant(guide_weight, tf.float32), tuple(guides),
+        )  # fmt: skip
+
+    def guide_features(self, guide: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """A guide image's ([H, W, 3] in [-1, 1]) features at each weighted layer, flattened
+        to [positions, channels] in float32: computed once per dream, then graph inputs."""
+        batch = guide[tf.newaxis]
+        if self._input_from_unit is not None:
+            batch = self._input_from_unit(batch)
+        outputs = self._extractor(batch, training=False)
+        if not isinstance(outputs, Sequence):
+            outputs = [outputs]
+        return tuple(
+            tf.reshape(tf.cast(trim_border(outputs[k]), tf.float32), [-1, outputs[k].shape[-1]])
+            for k in self._terms.squared
+        )
+
+    def _loss(
+        self, img: tf.Tensor, objective: Objective
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(activation terms, target logit, guide match) of one image or tile."""
         batch = img[tf.newaxis]
         if self._input_from_unit is not None:
             batch = self._input_from_unit(batch)
@@ -96,9 +140,13 @@ class GradientAscent:
             outputs = [outputs]
         # Mixed precision: sum in float32.
         trimmed = [tf.cast(trim_border(output), tf.float32) for output in outputs]
-        total = tf.constant(0.0)
+        total, guided = tf.constant(0.0), tf.constant(0.0)
         for k, output in enumerate(self._terms.squared):
             total += objective.layer_weights[k] * tf.reduce_mean(tf.square(trimmed[output]))
+            if self._terms.guided:
+                guided += objective.guide_weight * objective.layer_weights[k] * guide_match(
+                    trimmed[output], objective.guides[k]
+                )
         offset = 0
         for output, width in self._terms.channels:
             vector = objective.channel_weights[offset : offset + width]
@@ -110,7 +158,7 @@ class GradientAscent:
             pooled = tf.reduce_mean(tf.cast(outputs[self._terms.head], tf.float32), axis=[0, 1, 2])
             column = tf.gather(kernel, objective.target, axis=1)
             logit = tf.reduce_sum(pooled * column) + tf.gather(bias, objective.target)
-        return total, logit
+        return total, logit, guided
 
     def _gradients(
         self, img: tf.Tensor, objective: Objective
@@ -142,12 +190,16 @@ class GradientAscent:
         self, region: tf.Tensor, objective: Objective
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Each objective part's gradient over `region` (stacked), its objective and
-        activation terms."""
+        activation terms.
+
+        A guide's match climbs with the layer terms (one part, one normalisation) but is
+        left out of the activation terms that `max_loss` caps: its scale is the guide's,
+        and it would end octaves at once."""
         with tf.GradientTape(persistent=sum(self._parts) > 1) as tape:
             tape.watch(region)
-            activation, logit = self._loss(region, objective)
-            loss = activation + objective.target_weight * logit
-            scaled = [activation * self._loss_scale, logit * self._loss_scale]
+            activation, logit, guided = self._loss(region, objective)
+            loss = activation + guided + objective.target_weight * logit
+            scaled = [(activation + guided) * self._loss_scale, logit * self._loss_scale]
         grads = [
             tape.gradient(part, region) for part, on in zip(scaled, self._parts, strict=True) if on
         ]
@@ -222,6 +274,8 @@ class GradientAscent:
         seed: tf.Tensor,
         scale_jitter: tf.Tensor,
         rotate_jitter: tf.Tensor,
+        guide_weight: tf.Tensor,
+        guides: tuple[tf.Tensor, ...],
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """One step: (the new image, its objective, its activation terms).
 
@@ -232,7 +286,9 @@ class GradientAscent:
         `max_loss` stop, as the keras.io loop reads its loss.
         """
         self._on_trace()  # Python side effect: runs once per trace, never per call
-        objective = Objective(layer_weights, channel_weights, target, target_weight)
+        objective = Objective(
+            layer_weights, channel_weights, target, target_weight, guide_weight, guides
+        )
         (tile_h, rows), (tile_w, cols) = (
             self._tiling(tf.shape(img)[0]),
             self._tiling(tf.shape(img)[1]),
@@ -272,3 +328,13 @@ def trim_border(activation: tf.Tensor) -> tf.Tensor:
         tf.stack([0, border, border, 0]),
         tf.stack([-1, height - 2 * border, width - 2 * border, -1]),
     )
+
+
+def guide_match(features: tf.Tensor, guide: tf.Tensor) -> tf.Tensor:
+    """google/deepdream's guided objective: at each position, the dot product of the dream's
+    features with the guide's best-matching feature vector (the match held fixed, so the
+    gradient pulls each position towards it), averaged over positions."""
+    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+    best = tf.argmax(tf.matmul(flat, guide, transpose_b=True), axis=1)
+    matched = tf.stop_gradient(tf.gather(guide, best))
+    return tf.reduce_mean(tf.reduce_sum(flat * matched, axis=-1))

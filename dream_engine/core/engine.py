@@ -51,6 +51,7 @@ PROGRESS_EVERY = 5  # steps between progress reports (cancel is checked every st
 # float16 gradients of small activations underflow; the gradient is normalised
 # after, so scaling the loss up costs nothing and needs no unscaling.
 FLOAT16_LOSS_SCALE = 128.0
+GUIDE_MAX_SIDE = 320  # a guide is seen at about the network's own scale; its matches stay small
 STEPPER_CACHE_SIZE = 16  # compiled steps kept per engine (a layer combination, tiled or not)
 # Animation frames are kept in memory at the final size until the dream ends: at most
 # this many, and about this many bytes (a larger image gets fewer, further apart).
@@ -147,8 +148,13 @@ class DreamEngine:
         max_side: int | None = None,
         tile_size: int | EngineDefault | None = ENGINE_DEFAULT,
         frame_every: int | None = None,
+        guide: Image.Image | None = None,
     ) -> DreamResult:
         """Dream `image`; raises `ParamError`/`ImageError` for bad input, `DreamCancelled`.
+
+        `guide`: an image whose features the dream grows (google/deepdream's "controlling
+        dreams"): at each weighted layer each position is pulled towards the guide's
+        best-matching feature, `params.guide_weight` times the layer's weight.
 
         `tile_size` overrides the engine's for this dream (a smaller retry after
         running out of memory); each tile size keeps its own compiled loop.
@@ -172,6 +178,10 @@ class DreamEngine:
         ):
             raise ParamError("frame_every must be a whole number of steps, at least 1.")
         image, notes = self._prepare(image, max_side)
+        if guide is not None:
+            if not params.active_layers():
+                raise ParamError("guide: a guide is matched at the weighted layers; give one.")
+            guide = self._prepare(guide, GUIDE_MAX_SIDE)[0]
         shapes, dropped = octave_shapes(
             (image.height, image.width), params.octaves, params.octave_scale, self.spec.min_side
         )
@@ -193,7 +203,13 @@ class DreamEngine:
             img = tf.image.resize(img, shape)
             # An octave that fits one tile takes the untiled loop, which skips the
             # tile machinery; each form is compiled once, at its first use.
-            stepper = self._stepper_for(params, tile if tiles_needed(shape, tile) > 1 else None)
+            stepper = self._stepper_for(
+                params, tile if tiles_needed(shape, tile) > 1 else None, guided=guide is not None
+            )
+            if guide is not None and not objective.guides:  # once a dream, at its layers
+                guides = stepper.guide_features(_to_unit(guide))
+                weight = tf.constant(params.guide_weight, tf.float32)
+                objective = objective._replace(guide_weight=weight, guides=guides)
             history: list[float] = []
             stopped = False
             while len(history) < params.iterations and not stopped:
@@ -202,7 +218,7 @@ class DreamEngine:
                 img, loss, activation = stepper(
                     img,
                     tf.constant(params.step, tf.float32),
-                    *objective,
+                    objective,
                     tf.constant(params.jitter),
                     tf.constant([params.seed, index * 100_000 + len(history)]),
                     tf.constant(params.scale_jitter, tf.float32),
@@ -258,7 +274,9 @@ class DreamEngine:
         pooled = tf.reduce_mean(features, axis=[1, 2])
         return (tf.matmul(pooled, kernel) + bias)[0].numpy()
 
-    def _stepper_for(self, params: DreamParams, tile: int | None) -> GradientAscent:
+    def _stepper_for(
+        self, params: DreamParams, tile: int | None, guided: bool = False
+    ) -> GradientAscent:
         """The compiled loop for `params`' kinds of term: which layers, channel layers
         and whether there is a target decide the graph; the weights, channels and
         the target class are inputs (`_weights`), so changing them does not retrace."""
@@ -269,6 +287,7 @@ class DreamEngine:
             params.target_class() is not None,
             params.lap_levels,
             params.transformed,
+            guided,
         )
 
     def _weights(self, params: DreamParams) -> Objective:
@@ -342,10 +361,11 @@ class DreamEngine:
         target: bool = False,
         lap_levels: int = 0,
         transformed: bool = False,
+        guided: bool = False,
     ) -> GradientAscent:
-        """One compiled loop per objective structure, tile size, Laplacian level count and
-        whether the view is transformed, least recently used out."""
-        key = (layers, channel_layers, target, tile_size, lap_levels, transformed)
+        """One compiled loop per objective structure (a guide included), tile size,
+        Laplacian level count and whether the view is transformed, least recently used out."""
+        key = (layers, channel_layers, target, tile_size, lap_levels, transformed, guided)
         if key in self._steppers:
             self._steppers.move_to_end(key)
             return self._steppers[key]
@@ -361,6 +381,7 @@ class DreamEngine:
             squared=tuple(names.index(name) for name in layers),
             channels=tuple((names.index(name), self.spec.width(name)) for name in channel_layers),
             head=names.index(head_input) if target else None,
+            guided=guided,
         )
         stepper = GradientAscent(
             extractor,

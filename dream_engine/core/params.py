@@ -32,6 +32,7 @@ NUMERIC_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "rotate_jitter": (0.0, 45.0, True, True),
     "seed": (0, 2**31 - 1, True, True),
     "target_weight": (0.0, 1000.0, False, True),
+    "guide_weight": (0.0, 1000.0, False, True),
 }
 INTEGER_FIELDS = frozenset({"octaves", "iterations", "jitter", "lap_levels", "seed"})
 # Engine options (not part of a dream's look), here so the bot can check them without TensorFlow.
@@ -73,6 +74,7 @@ class DreamParams:
     channels: Mapping[str, float] = field(default_factory=dict)
     target: str | None = None  # a class name or number of the model's classifier (classes.py)
     target_weight: float = 1.0
+    guide_weight: float = 1.0  # a guide image's pull against the layers' own (with a guide)
 
     def validate(self) -> DreamParams:
         """Raise `ParamError` naming the first bad field; return self when all is well."""

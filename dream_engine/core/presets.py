@@ -28,7 +28,7 @@ MAX_DESCRIPTION = 100
 PARAM_KEYS = frozenset(
     {"step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "model"}
     | {"lap_levels", "scale_jitter", "rotate_jitter"}
-    | {"target", "target_weight"}
+    | {"target", "target_weight", "guide_weight"}
 )
 TABLE_KEYS = frozenset({"layers", "channels"})  # e.g. [channels] "mixed4:97" = 1.0
 ALLOWED_KEYS = PARAM_KEYS | TABLE_KEYS | {"description", "extends"}

@@ -40,6 +40,7 @@ def test_dream_with_gallery_and_overrides(tmp_path, photo):
         str(photo), "-o", str(output), "--preset", "upper-layers", "--weights", "random",
         "--iterations", "2", "--octaves", "3", "--octave-scale", "1.3", "--max-side", "200",
         "--gallery", str(gallery), "--tile-size", "160", "--precision", "mixed_bfloat16",
+        "--guide", str(photo), "--guide-weight", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "Traceback" not in result.stderr
@@ -89,6 +90,8 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--step", "5"], "step must be in (0, 1]"),
         (["{photo}", "--octaves", "0"], "octaves must be in [1, 10]"),
         (["{photo}", "--lap-levels", "9"], "lap_levels must be in [0, 8]"),
+        (["{photo}", "--guide", "{text}"], "guide: "),
+        (["{photo}", "--guide", "{tmp}/missing.png"], "guide: Can't read"),
         (["{photo}", "--max-loss", "nan"], "max_loss"),
         (["{photo}", "--model", "vgg19", "--preset", "balanced"], "give --layers"),
         (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
