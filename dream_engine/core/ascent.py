@@ -117,27 +117,25 @@ class GradientAscent:
     def guide_features(self, guide: tf.Tensor) -> tuple[tf.Tensor, ...]:
         """A guide image's ([H, W, 3] in [-1, 1]) features at each weighted layer, flattened
         to [positions, channels] in float32: computed once per dream, then graph inputs."""
-        batch = guide[tf.newaxis]
-        if self._input_from_unit is not None:
-            batch = self._input_from_unit(batch)
-        outputs = self._extractor(batch, training=False)
-        if not isinstance(outputs, Sequence):
-            outputs = [outputs]
+        outputs = self._outputs(guide)
         return tuple(
             tf.reshape(tf.cast(trim_border(outputs[k]), tf.float32), [-1, outputs[k].shape[-1]])
             for k in self._terms.squared
         )
 
-    def _loss(
-        self, img: tf.Tensor, objective: Objective
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(activation terms, target logit, guide match) of one image or tile."""
+    def _outputs(self, img: tf.Tensor) -> Sequence[tf.Tensor]:
+        """The extractor's feature maps for one image ([H, W, 3] in [-1, 1])."""
         batch = img[tf.newaxis]
         if self._input_from_unit is not None:
             batch = self._input_from_unit(batch)
         outputs = self._extractor(batch, training=False)
-        if not isinstance(outputs, Sequence):
-            outputs = [outputs]
+        return outputs if isinstance(outputs, Sequence) else [outputs]
+
+    def _loss(
+        self, img: tf.Tensor, objective: Objective
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(activation terms, target logit, guide match) of one image or tile."""
+        outputs = self._outputs(img)
         # Mixed precision: sum in float32.
         trimmed = [tf.cast(trim_border(output), tf.float32) for output in outputs]
         total, guided = tf.constant(0.0), tf.constant(0.0)
