@@ -4,7 +4,8 @@ noise, and what the knob costs in time.
     python -m benchmarks.quality [--quick] [--size 480x320] [--seed 0]
 
 For a fixed photo (Chelsea, from scikit-image) and seed, the dogs model (real weights)
-dreams `dogs-dream` plainly and with each knob, and prints one JSON line per variant:
+dreams `dogs-dream` plainly and with each knob (and guided by another photo, coffee),
+and prints one JSON line per variant:
 
 - `objective`: the last octave's final loss (what the ascent climbs);
 - `high_frequency_share`: the share of the change's power (dream minus input) in the
@@ -38,6 +39,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lap_levels=4, step/2, scale_jitter=0.1, rotate_jitter=10": {
         "lap_levels": 4, "step": 0.01, "scale_jitter": 0.1, "rotate_jitter": 10.0,
     },
+    # Its objective adds the guide's match, so it is not comparable with the others'.
+    "guide (coffee), guide_weight=3": {"guide_weight": 3.0, "guide": True},
 }  # fmt: skip
 
 
@@ -54,10 +57,11 @@ def high_frequency_share(before: Image.Image, after: Image.Image) -> float:
     return float((power * top).sum() / total) if total > 0 else 0.0
 
 
-def chelsea(size: tuple[int, int]) -> Image.Image:
+def sample(name: str, size: tuple[int, int]) -> Image.Image:
+    """One of scikit-image's sample photos (chelsea, coffee) at `size`."""
     spec = importlib.util.find_spec("skimage")
     assert spec is not None and spec.submodule_search_locations, "pip install scikit-image"
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "chelsea.png"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.png"
     with Image.open(path) as image:
         return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
 
@@ -72,17 +76,21 @@ def main(argv: list[str] | None = None) -> None:
     from dream_engine import DreamEngine, load_preset
 
     width, height = (int(side) for side in ("160x112" if args.quick else args.size).split("x"))
-    photo = chelsea((width, height))
+    photo = sample("chelsea", (width, height))
+    coffee = sample("coffee", (width, height))
     base = load_preset("dogs-dream").replace(seed=args.seed)
     if args.quick:
         base = base.replace(octaves=2, iterations=3)
     engine = DreamEngine("dogs", weights="imagenet", seed=args.seed)
     plain_s = None
-    for name, knobs in VARIANTS.items():
+    for name, variant in VARIANTS.items():
+        knobs = dict(variant)
+        guide = coffee if knobs.pop("guide", False) else None
         params = base.replace(**knobs)
-        engine.dream(photo, params.replace(octaves=1, iterations=1))  # trace this knob's step
+        # Trace this knob's step first.
+        engine.dream(photo, params.replace(octaves=1, iterations=1), guide=guide)
         started = time.perf_counter()
-        result = engine.dream(photo, params)
+        result = engine.dream(photo, params, guide=guide)
         seconds = time.perf_counter() - started
         plain_s = plain_s or seconds
         record = {

@@ -265,6 +265,8 @@ def result_embed(ticket: Ticket, result: DreamResult, scaled: bool) -> discord.E
     if record.variants:
         captions = ", ".join(variant.caption for variant in record.variants)
         embed.add_field(name=f"{len(record.variants)} variants", value=captions[:1024])
+    if record.guide_name:
+        embed.add_field(name="Guide", value=record.guide_name[:1024])
     embed.add_field(name="Size", value=f"{result.image.width}×{result.image.height}")
     embed.add_field(name="Time", value=duration(result.seconds))
     changed = {key: value for key, value in record.changed.items() if key != "model"}

@@ -62,6 +62,8 @@ class DreamCog(commands.Cog):
         target="A class to make the network find, e.g. golden retriever",
         channels="Single feature channels to dream, e.g. mixed4:97,mixed5:12",
         animate="Also post a GIF of the dream forming",
+        guide="A second image whose shapes and textures the dream grows",
+        guide_weight="The guide's pull against the layers' own (0.01-1000, default 1)",
     )
     async def dream(
         self,
@@ -83,23 +85,35 @@ class DreamCog(commands.Cog):
         target: app_commands.Range[str, 1, 100] | None = None,
         channels: app_commands.Range[str, 1, 500] | None = None,
         animate: bool = False,
+        guide: discord.Attachment | None = None,
+        guide_weight: app_commands.Range[float, 0.01, 1000.0] | None = None,
     ) -> None:
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
             "iterations": iterations, "max_loss": max_loss, "jitter": jitter, "seed": seed,
             "lap_levels": lap_levels, "scale_jitter": scale_jitter, "rotate_jitter": rotate_jitter,
             "layers": layers, "target": target, "channels": channels,
+            "guide_weight": guide_weight,
         }  # fmt: skip
-        source = ImageSource.unsaved(
-            url=image.url, filename=image.filename, size=image.size,
-            content_type=image.content_type, guild_id=interaction.guild_id,
-            user_id=interaction.user.id,
-        )  # fmt: skip
+
+        def picture(attachment: discord.Attachment) -> ImageSource:
+            return ImageSource.unsaved(
+                url=attachment.url, filename=attachment.filename, size=attachment.size,
+                content_type=attachment.content_type, guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+            )  # fmt: skip
+
+        source = picture(image)
+        guide_source = None if guide is None else picture(guide)
         if preset is None:
-            if not await precheck(self.bot, interaction, source, None, overrides):
+            if not await precheck(
+                self.bot, interaction, source, None, overrides, guide=guide_source
+            ):
                 return
             given = {name: value for name, value in overrides.items() if value is not None}
             asked = {"overrides": given, "gallery": gallery, "animate": animate}
+            if guide_source is not None:  # found again by the dropdown, like the image
+                asked["guide"] = guide_source.attachment()
             # The dropdown needs the image's id, and keeps what else was asked with it.
             source = await self.bot.sources.save(replace(source, options=asked))
             await interaction.response.send_message(
@@ -110,7 +124,7 @@ class DreamCog(commands.Cog):
             return
         await start_dream(
             self.bot, interaction, source, preset_name=preset, overrides=overrides,
-            gallery=gallery, animate=animate,
+            gallery=gallery, animate=animate, guide=guide_source,
         )  # fmt: skip
 
     @dream.autocomplete("preset")

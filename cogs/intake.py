@@ -63,8 +63,13 @@ async def precheck(
     preset_name: str | None,
     overrides: dict[str, Any],
     variants: VariantMaker | None = None,
+    guide: ImageSource | None = None,
 ) -> Accepted | None:
-    """Refuse at once (ephemeral) what needs no download; else what the job will run with."""
+    """Refuse at once (ephemeral) what needs no download; else what the job will run with.
+
+    `guide`: a second attachment whose features the dream grows; it is checked by the
+    same upload rules as the image, and its refusals say it is the guide.
+    """
     try:
         settings = (
             await bot.guild_settings.get(interaction.guild_id) if interaction.guild_id else None
@@ -98,6 +103,7 @@ async def precheck(
         check_upload(
             source.size, source.content_type, source.filename, bot.settings.max_upload_bytes
         )
+        check_guide(bot, guide, preset, params, overrides)
         limits = settings.limits() if settings else bot.settings.default_limits
         bot.queue.check(guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits)
     except UserError as error:
@@ -107,6 +113,35 @@ async def precheck(
         return None
     max_side = settings.max_side if settings else bot.settings.max_side
     return Accepted(preset, params, max_side, limits, made)
+
+
+def check_guide(
+    bot: DreamBot,
+    guide: ImageSource | None,
+    preset: Preset,
+    params: DreamParams,
+    overrides: dict[str, Any],
+) -> None:
+    """A guide is checked like the image and needs layers to be matched at; a
+    guide_weight with no guide to weigh would change nothing, so it is refused."""
+    if guide is None:
+        if overrides.get("guide_weight") is not None:
+            raise ParamError("guide_weight: it weighs a guide image; attach one as guide.")
+        return
+    if not params.active_layers():
+        raise ParamError(
+            f"guide: a guide is matched at the weighted layers, and {preset.name} has none "
+            "here; give some, e.g. layers:mixed4=1."
+        )
+    try:
+        check_upload(guide.size, guide.content_type, guide.filename, bot.settings.max_upload_bytes)
+    except ImageError as error:
+        raise as_guide_error(error) from None
+
+
+def as_guide_error(error: ImageError) -> ImageError:
+    """The same refusal, saying that it is the guide's."""
+    return type(error)(f"guide: {error}")
 
 
 async def start_dream(
@@ -120,9 +155,11 @@ async def start_dream(
     animate: bool = False,
     variants: VariantMaker | None = None,
     title: str | None = None,
+    guide: ImageSource | None = None,
 ) -> None:
-    """Accept a dream (or, with `variants`, a comparison in one grid) and queue it."""
-    checked = await precheck(bot, interaction, source, preset_name, overrides, variants)
+    """Accept a dream (or, with `variants`, a comparison in one grid) and queue it;
+    `guide` steers it (downloaded and checked like the image, kept with the job)."""
+    checked = await precheck(bot, interaction, source, preset_name, overrides, variants, guide)
     if checked is None:
         return
     await interaction.response.defer(thinking=True)
@@ -134,16 +171,18 @@ async def start_dream(
         check_upload(len(data), None, source.filename, bot.settings.max_upload_bytes)
         # Refuse a bad image now, not when its turn comes; the bytes are what is kept.
         await asyncio.to_thread(decode_image, data, max_pixels=bot.settings.max_pixels)
+        guide_data = None if guide is None else await downloaded_guide(bot, guide)
         saved_source = source
 
         def record_for(job_id: str) -> JobRecord:
             record = job_record(job_id, interaction, checked, saved_source, gallery, bot)
-            return replace(record, title=title, animate=animate)
+            guide_name = None if guide is None else guide.filename
+            return replace(record, title=title, animate=animate, guide_name=guide_name)
 
         await bot.dreams.accept(
             guild_id=interaction.guild_id, user_id=interaction.user.id,
             channel_id=interaction.channel_id or 0, limits=checked.limits,
-            record_for=record_for, image=data,
+            record_for=record_for, image=data, guide=guide_data,
         )  # fmt: skip
     except Exception as error:
         if not isinstance(error, UserError):  # the disk refused the source, or a bug
@@ -180,6 +219,17 @@ def job_record(
         changed=changed_for_all(checked), gallery=gallery,
         source_id=source.id, max_side=checked.max_side, variants=checked.variants,
     )  # fmt: skip
+
+
+async def downloaded_guide(bot: DreamBot, guide: ImageSource) -> bytes:
+    """The guide's bytes, checked like the image's; a refusal says it is the guide's."""
+    try:
+        data = await download(bot, guide)
+        check_upload(len(data), None, guide.filename, bot.settings.max_upload_bytes)
+        await asyncio.to_thread(decode_image, data, max_pixels=bot.settings.max_pixels)
+    except ImageError as error:
+        raise as_guide_error(error) from None
+    return data
 
 
 async def download(bot: DreamBot, source: ImageSource) -> bytes:

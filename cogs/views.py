@@ -15,6 +15,7 @@ import discord
 from cogs.common import is_guild_admin, presets_for
 from cogs.intake import start_dream
 from dream_engine.core.presets import DEFAULT_PRESET
+from dream_engine.service.sources import ImageSource
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -99,10 +100,14 @@ class PresetPicker(
             )
             return
         asked = (source.options or {}) if self.asked else {}
+        guide = asked.get("guide")
         await start_dream(
             bot, interaction, source, preset_name=self.item.values[0],
             overrides=asked.get("overrides", {}), gallery=asked.get("gallery", False),
             animate=asked.get("animate", False),
+            guide=None if guide is None else ImageSource.unsaved(
+                **guide, guild_id=source.guild_id, user_id=source.user_id
+            ),
         )  # fmt: skip
 
 

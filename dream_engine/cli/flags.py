@@ -39,6 +39,10 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, except that a bad flag is one line (`error: ...`, exit 2) like every
     other mistake, not the usage block (`--help` still prints it)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No prefixes: `compare --guide` must not quietly become `--guide-weight`.
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}\n")
 
@@ -62,6 +66,9 @@ def add_param_flags(
     )
     parser.add_argument(
         "--target-weight", type=float, help="the class's share of each step against the layers"
+    )
+    parser.add_argument(
+        "--guide", type=Path, help="an image whose features the dream grows (see --guide-weight)"
     )
     parser.add_argument(
         "--guide-weight", type=float, help="with --guide: its pull against the layers', (0, 1000]"
@@ -175,6 +182,21 @@ def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rotate_jitter": args.rotate_jitter,
         "seed": args.seed,
     }
+
+
+def load_guide(args: argparse.Namespace) -> Image.Image | None:
+    """The `--guide` image, read and checked like the input (its errors say it is the
+    guide), or None; a `--guide-weight` with no guide to weigh is refused."""
+    from dream_engine.media.images import load_image_file
+
+    if args.guide is None:
+        if args.guide_weight is not None:
+            raise UserError("guide-weight: it weighs a guide image; give one with --guide.")
+        return None
+    try:
+        return load_image_file(args.guide)
+    except UserError as error:
+        raise UserError(f"guide: {error}") from None
 
 
 def check_max_side(args: argparse.Namespace) -> None:

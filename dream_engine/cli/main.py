@@ -26,6 +26,7 @@ from dream_engine.cli.flags import (
     build_engine,
     check_max_side,
     checked_output,
+    load_guide,
     prepare_folder,
     resolve_params,
     save_image,
@@ -58,9 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_flags(parser, DEFAULT_MAX_SIDE)
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
     parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
-    parser.add_argument(
-        "--guide", type=Path, help="an image whose features the dream grows (see --guide-weight)"
-    )
     return parser
 
 
@@ -93,16 +91,6 @@ def _dream_or_list(args: argparse.Namespace) -> int:
     return _dream(args)
 
 
-def _load_guide(path: Path) -> Image.Image:
-    """The guide, read and checked like the input; its errors say it is the guide."""
-    from dream_engine.media.images import load_image_file
-
-    try:
-        return load_image_file(path)
-    except UserError as error:
-        raise UserError(f"guide: {error}") from None
-
-
 def _dream(args: argparse.Namespace) -> int:
     from dream_engine.media.animation import suggest_frame_every
     from dream_engine.media.images import load_image_file
@@ -110,7 +98,7 @@ def _dream(args: argparse.Namespace) -> int:
     params = resolve_params(args)
     check_max_side(args)
     image = load_image_file(args.input)
-    guide = _load_guide(args.guide) if args.guide else None
+    guide = load_guide(args)
     output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
     if args.gallery:
         prepare_folder(args.gallery)

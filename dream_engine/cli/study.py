@@ -24,6 +24,7 @@ from dream_engine.cli.flags import (
     build_engine,
     check_max_side,
     checked_output,
+    load_guide,
     param_overrides,
     resolve_params,
     save_image,
@@ -100,10 +101,13 @@ def compare(args: argparse.Namespace) -> int:
         variants = parse_vary(";".join(args.vary), base, args.max_variants)
     check_max_side(args)
     image = load_image_file(args.input)
+    guide = load_guide(args)
     output = _output(args, "compare")
     engine = build_engine(args, base)
     with ProgressBar() as bar:
-        result = run_sweep(engine, image, base, variants, bar.update, max_side=args.max_side)
+        result = run_sweep(
+            engine, image, base, variants, bar.update, max_side=args.max_side, guide=guide
+        )
     return _report(result, output)
 
 
@@ -131,10 +135,13 @@ def layers(args: argparse.Namespace) -> int:
     variants = layer_variants(base.model, base, sheet, max_variants=VARIANTS_RANGE[1])
     check_max_side(args)
     image = load_image_file(args.input)
+    guide = load_guide(args)
     output = _output(args, "layers")
     engine = build_engine(args, base)
     with ProgressBar() as bar:
-        result = run_sweep(engine, image, base, variants, bar.update, max_side=args.max_side)
+        result = run_sweep(
+            engine, image, base, variants, bar.update, max_side=args.max_side, guide=guide
+        )
     return _report(result, output)
 
 
@@ -146,12 +153,14 @@ def kinds(args: argparse.Namespace) -> int:
     params = resolve_params(args)
     check_max_side(args)
     photo = load_image_file(args.photo) if args.photo else None
+    guide = load_guide(args)
     output = checked_output(Path(args.output))
     engine = build_engine(args, params)
     with ProgressBar() as bar:
         result = run_kinds(
-            engine, params, bar.update, max_side=args.max_side, photo=photo, seed=params.seed
-        )
+            engine, params, bar.update, max_side=args.max_side, photo=photo, seed=params.seed,
+            guide=guide,
+        )  # fmt: skip
     return _report(result, output)
 
 

@@ -37,6 +37,7 @@ class DreamRequest:
     variants: tuple[Variant, ...] = ()
     title: str | None = None  # what the comparison is, before what its variants share
     label: str = ""  # what the job is, for the worker list (/dreamadmin status) and the log
+    guide: Image.Image | None = None  # steers the dream (and every variant) towards its features
 
 
 def run_request(
@@ -67,6 +68,7 @@ def run_request(
             cancel=cancel,
             max_side=max_side,
             frame_every=request.frame_every,
+            guide=request.guide,
             **retry,  # type: ignore[arg-type]
         )
 
@@ -80,6 +82,7 @@ def run_request(
         max_side,
         title=request.title,
         tile_size=tile_size,
+        guide=request.guide,
     )
     return DreamResult(
         image=sweep.grid,

@@ -5,7 +5,7 @@ pipe), or bot -> Ray driver process -> Ray actor. Every hop carries the same pla
 data, so either side can change its own classes freely and a message passes a
 middle process (the Ray driver) undecoded:
 
-- `Job` down: the image as PNG bytes, the params as a dict;
+- `Job` down: the image (and a guide, if any) as PNG bytes, the params as a dict;
 - `ProgressEvent`s up while it runs, then the outcome: `Done` (images as PNG
   bytes) or `Failed`, a failure as data that `raise_failure` turns back into the
   same typed error (`failure_of` is the other way), whichever hop raised it;
@@ -67,6 +67,7 @@ class Job:
     frame_every: int | None = None
     variants: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     title: str | None = None
+    guide_png: bytes | None = None  # the guide image, encoded like the image
 
     def time_limit(self, job_timeout: float | None) -> float | None:
         """Seconds this job may run: `job_timeout` for each dream it holds, so a comparison
@@ -149,15 +150,19 @@ def from_png(data: bytes) -> Image.Image:
 
 def encode_job(request: DreamRequest) -> Job:
     """The request as plain data (RGB: that is what the engine dreams on anyway)."""
-    image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
     return Job(
-        to_png(image),
+        to_png(_rgb(request.image)),
         request.params.to_dict(),
         request.max_side,
         request.frame_every,
         [(variant.caption, variant.params.to_dict()) for variant in request.variants],
         request.title,
+        None if request.guide is None else to_png(_rgb(request.guide)),
     )
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def decode_job(job: Job) -> DreamRequest:
@@ -171,6 +176,7 @@ def decode_job(job: Job) -> DreamRequest:
         job.frame_every,
         tuple(Variant(caption, DreamParams(**params)) for caption, params in job.variants),
         job.title,
+        guide=None if job.guide_png is None else from_png(job.guide_png),
     )
 
 

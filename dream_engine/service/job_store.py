@@ -8,8 +8,9 @@ the bot puts them back in line.
 
 A job caught running by a crash counts an interruption; one interrupted twice
 is not tried a third time (it may be what brings the bot down). The upload is
-kept with the job, since Discord's CDN links expire, and dropped with the
-interaction token when the job ends: neither is needed after.
+kept with the job (and a guide image, if it has one), since Discord's CDN links
+expire, and dropped with the interaction token when the job ends: neither is needed
+after.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
-    " interruptions, accepted_at, variants, title, animate"
+    " interruptions, accepted_at, variants, title, animate, guide_name"
 )
 
 
@@ -70,6 +71,7 @@ class JobRecord:
     variants: tuple[Variant, ...] = ()  # a comparison: one grid of these, from the same image
     title: str | None = None  # the comparison's grid title
     animate: bool = False  # also deliver a GIF of the dream forming
+    guide_name: str | None = None  # the guide image's file name; its bytes are kept apart
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,8 @@ class JobStore:
     async def open(cls, path: str | Path) -> JobStore:
         return cls(await open_database(path))
 
-    async def add(self, job: JobRecord, image: bytes) -> None:
-        """Persist an accepted job with its upload; raises if the disk refuses."""
+    async def add(self, job: JobRecord, image: bytes, guide: bytes | None = None) -> None:
+        """Persist an accepted job with its upload (and guide); raises if the disk refuses."""
         now = time.time()
         # Ids are short, so a new job may draw the id of one that ended days ago (only
         # jobs in the queue are checked): that row is history, and gives way.
@@ -97,8 +99,8 @@ class JobStore:
             "DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')", (job.id,)
         )
         await self._db.execute(
-            f"INSERT INTO jobs ({_COLUMNS}, image, updated_at)"
-            f" VALUES ({', '.join('?' * 23)})",
+            f"INSERT INTO jobs ({_COLUMNS}, image, guide, updated_at)"
+            f" VALUES ({', '.join('?' * 25)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
@@ -106,7 +108,7 @@ class JobStore:
                 int(job.gallery), job.source_id, job.max_side, job.state.value,
                 job.interruptions, job.accepted_at,
                 json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
-                job.title, int(job.animate), image, now,
+                job.title, int(job.animate), job.guide_name, image, guide, now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -117,6 +119,11 @@ class JobStore:
     async def image(self, job_id: str) -> bytes | None:
         """The upload kept for `job_id`, or None once the job has ended."""
         rows = await self._rows("SELECT image FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0] if rows else None
+
+    async def guide(self, job_id: str) -> bytes | None:
+        """The guide image kept for `job_id`: None when it has none, or has ended."""
+        rows = await self._rows("SELECT guide FROM jobs WHERE id = ?", (job_id,))
         return rows[0][0] if rows else None
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -135,11 +142,12 @@ class JobStore:
         await self._set_state(job_id, JobState.QUEUED)
 
     async def finish(self, job_id: str, state: JobState, note: str | None = None) -> None:
-        """Record how the job ended and drop what only a live job needs (upload, token)."""
+        """Record how the job ended and drop what only a live job needs (uploads, token)."""
         if not state.finished:
             raise ValueError(f"{state} is not a final state")
         await self._db.execute(
-            "UPDATE jobs SET state = ?, note = ?, image = NULL, token = NULL, updated_at = ?"
+            "UPDATE jobs SET state = ?, note = ?, image = NULL, guide = NULL, token = NULL,"
+            " updated_at = ?"
             " WHERE id = ?",
             (state.value, note, time.time(), job_id),
         )
@@ -211,7 +219,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     (
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
-        max_side, state, interruptions, accepted_at, variants, title, animate,
+        max_side, state, interruptions, accepted_at, variants, title, animate, guide_name,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -224,5 +232,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
             Variant(caption, DreamParams(**fields).validate())
             for caption, fields in json.loads(variants)
         ),
-        title=title, animate=bool(animate),
+        title=title, animate=bool(animate), guide_name=guide_name,
     )  # fmt: skip

@@ -231,8 +231,10 @@ class Scheduler:
         limits: GuildLimits,
         record_for: Callable[[str], JobRecord],
         image: bytes,
+        guide: bytes | None = None,
     ) -> Ticket:
-        """Queue a job and save it with its upload (`QueueRefused` if the line refuses).
+        """Queue a job and save it with its upload and guide (`QueueRefused` if the line
+        refuses).
 
         The queue picks the id, `record_for` makes the record to save under it, and
         the member is shown a place in line only once the store has it. If the store
@@ -245,7 +247,7 @@ class Scheduler:
         # The payload needs the id `submit` chose; no await in between, so no worker sees None.
         ticket = job.payload = Ticket(record_for(job.id))
         try:
-            await self.store.add(ticket.record, image)
+            await self.store.add(ticket.record, image, guide)
         except Exception:
             log.exception("could not save job %s", job.id)
             ticket.saved.set_result(False)
@@ -414,10 +416,10 @@ class Scheduler:
         await self.store.mark_running(job.id)
         await self._listener.started(ticket)
         try:
-            image = await self._saved_image(job.id)
+            image, guide = await self._saved_images(ticket)
             try:
                 result = await self.executor.submit(
-                    self._request(ticket, image),
+                    self._request(ticket, image, guide),
                     lambda progress: self._on_progress(ticket, progress),
                     job.cancel_event,
                 )
@@ -450,19 +452,29 @@ class Scheduler:
         with contextlib.suppress(Exception):
             await self._listener.paused(job.payload, Pause.STOPPED)
 
-    def _request(self, ticket: Ticket, image: Image.Image) -> DreamRequest:
+    def _request(
+        self, ticket: Ticket, image: Image.Image, guide: Image.Image | None
+    ) -> DreamRequest:
         record = ticket.record
         frames = suggest_frame_every(record.params, GIF_FRAMES) if record.animate else None
         return DreamRequest(
             image, record.params, record.max_side, frames, record.variants, record.title,
             label=record.id,  # /dreamadmin status says whose it is, to that server only
+            guide=guide,
         )  # fmt: skip
 
-    async def _saved_image(self, job_id: str) -> Image.Image:
-        data = await self.store.image(job_id)
-        if data is None:
+    async def _saved_images(self, ticket: Ticket) -> tuple[Image.Image, Image.Image | None]:
+        """The job's upload and its guide (if it has one), read back from the store."""
+        data = await self.store.image(ticket.job_id)
+        guide = await self.store.guide(ticket.job_id) if ticket.record.guide_name else None
+        if data is None or (ticket.record.guide_name and guide is None):
             raise UserError(SAVED_IMAGE_MISSING)
-        return await asyncio.to_thread(decode_image, data, max_pixels=self.settings.max_pixels)
+        image = await asyncio.to_thread(decode_image, data, max_pixels=self.settings.max_pixels)
+        if guide is None:
+            return image, None
+        return image, await asyncio.to_thread(
+            decode_image, guide, max_pixels=self.settings.max_pixels
+        )
 
     def _on_progress(self, ticket: Ticket, progress: Progress) -> None:
         ticket.latest = progress

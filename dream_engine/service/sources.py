@@ -33,7 +33,8 @@ class ImageSource:
     user_id: int
     created_at: float
     # What `/dream` was asked with besides the preset, for the dropdown it answers with
-    # ({"overrides": {...}, "gallery": bool, "animate": bool}); None for other sources.
+    # ({"overrides": {...}, "gallery": bool, "animate": bool, "guide": {url, filename,
+    # size, content_type}}, the guide only when one was given); None for other sources.
     options: dict[str, Any] | None = None
 
     @classmethod
@@ -48,6 +49,14 @@ class ImageSource:
         user_id: int,
     ) -> ImageSource:
         return cls(None, url, filename, size, content_type, guild_id, user_id, time.time())
+
+    def attachment(self) -> dict[str, Any]:
+        """The file's own fields, to keep in another source's options (a guide image with
+        the image it steers) and make it again with `unsaved(**fields, ...)`."""
+        return {
+            "url": self.url, "filename": self.filename, "size": self.size,
+            "content_type": self.content_type,
+        }  # fmt: skip
 
 
 class ImageSourceStore:

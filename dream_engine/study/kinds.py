@@ -70,6 +70,7 @@ def run_kinds(
     photo: Image.Image | None = None,
     seed: int = 0,
     title: str | None = None,
+    guide: Image.Image | None = None,
 ) -> SweepResult:
     """Dream every kind with `params` on `engine`: one grid, inputs above their dreams.
 
@@ -90,4 +91,5 @@ def run_kinds(
         on_progress=on_progress,
         cancel=cancel,
         max_side=max_side,
+        guide=guide,
     )

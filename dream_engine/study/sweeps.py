@@ -309,6 +309,7 @@ def run_sweep(
     *,
     title: str | None = None,
     tile_size: int | None = None,
+    guide: Image.Image | None = None,
 ) -> SweepResult:
     """Dream `image` once per variant on `engine`, and compose the grid (input first).
 
@@ -335,6 +336,7 @@ def run_sweep(
         cancel=cancel,
         max_side=max_side,
         tile_size=tile_size,
+        guide=guide,
     )
 
 
@@ -349,11 +351,12 @@ def run_jobs(
     cancel: CancelFlag = None,
     max_side: int | None = None,
     tile_size: int | None = None,
+    guide: Image.Image | None = None,
 ) -> SweepResult:
     """Dream each (start image, variant) in turn with one progress bar; the grid shows
     `inputs` then every dream. The shared core of `run_sweep` and `kinds.run_kinds`.
     `tile_size` overrides the engine's for every dream (a smaller retry); None: the
-    engine's own."""
+    engine's own. `guide` steers every dream alike (see `DreamEngine.dream`)."""
     if not jobs:
         raise ParamError("Nothing to compare: give at least one variant.")
     for _, variant in jobs:
@@ -362,6 +365,11 @@ def run_jobs(
             raise ParamError(
                 f"model: '{variant.caption}' is for {variant.params.model}, but this engine "
                 f"runs {engine.model_name}."
+            )
+        if guide is not None and not variant.params.active_layers():
+            raise ParamError(
+                f"guide: a guide is matched at the weighted layers, and '{variant.caption}' "
+                "has none."
             )
     started = time.perf_counter()
     results: list[DreamResult] = []
@@ -377,6 +385,7 @@ def run_jobs(
                 on_progress=report,
                 cancel=cancel,
                 max_side=max_side,
+                guide=guide,
                 **retry,  # type: ignore[arg-type]
             )
         )

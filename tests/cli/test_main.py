@@ -92,6 +92,7 @@ def test_list_presets_prints_names_models_and_descriptions():
         (["{photo}", "--lap-levels", "9"], "lap_levels must be in [0, 8]"),
         (["{photo}", "--guide", "{text}"], "guide: "),
         (["{photo}", "--guide", "{tmp}/missing.png"], "guide: Can't read"),
+        (["{photo}", "--guide-weight", "2"], "give one with --guide"),
         (["{photo}", "--max-loss", "nan"], "max_loss"),
         (["{photo}", "--model", "vgg19", "--preset", "balanced"], "give --layers"),
         (["{photo}", "--weights", "/nowhere/w.h5"], "Weights file not found"),
@@ -161,3 +162,13 @@ def test_a_bad_flag_value_is_one_line_too(argv, capsys):
     err = capsys.readouterr().err
     assert exited.value.code == 2
     assert err.count("\n") == 1 and err.startswith("error: argument "), err
+
+
+def test_a_flag_is_never_taken_for_a_longer_one_it_begins(capsys):
+    """argparse would read `--guide-w` as `--guide-weight`: a typo or a flag another
+    command has must be refused, never quietly taken for a longer flag."""
+    with pytest.raises(SystemExit) as exited:
+        main(["photo.png", "--guide-w", "2"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("error: unrecognized arguments: --guide-w 2"), err

@@ -55,8 +55,9 @@ def test_compare_presets_default_output_next_to_the_input(photo, capsys):
 def test_layers_sheet_of_chosen_layers(tmp_path, photo):
     output = tmp_path / "sheet.png"
     result = run_cli(
-        "layers", str(photo), "--layers", "mixed0,mixed3,mixed5", "-o", str(output), *QUICK
-    )
+        "layers", str(photo), "--layers", "mixed0,mixed3,mixed5", "-o", str(output),
+        "--guide", str(photo), *QUICK,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "3 dreams" in result.stdout
     assert grid_of(output).shape[1] > 3 * 120
@@ -99,6 +100,8 @@ def test_a_subcommand_user_error_exits_2_with_one_line(photo):
         (["kinds", "--step", "5"], "step must be in (0, 1]"),
         (["kinds", "--photo", "{text}"], "contains text, not an image"),
         (["kinds", "--preset", "nope"], "no preset named 'nope'"),
+        (["compare", "{photo}", "--vary", "step=0.1,0.2", "--guide", "{text}"], "guide: "),
+        (["layers", "{photo}", "--guide-weight", "3"], "give one with --guide"),
     ],
 )
 def test_subcommand_user_errors(tmp_path, photo, capsys, args, words):

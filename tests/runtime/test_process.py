@@ -128,6 +128,20 @@ async def test_a_comparison_runs_in_the_worker_as_one_job_with_one_bar(executor)
 
 
 @module_loop
+async def test_a_guide_steers_the_dream_in_the_worker(executor):
+    params = FAST.replace(octaves=1, iterations=4, guide_weight=5.0)
+    guide = noise(90, 120).rotate(90)
+    plain = await dream(executor, params)
+    guided = await asyncio.wait_for(
+        executor.submit(DreamRequest(noise(), params, guide=guide), ignore, threading.Event()),
+        WAIT,
+    )
+    apart = np.abs(np.asarray(plain.image, np.int16) - np.asarray(guided.image, np.int16))
+    assert apart.mean() > 0.3
+    assert guided.losses[-1][-1] > plain.losses[-1][-1]  # the guide's match adds to the climb
+
+
+@module_loop
 async def test_animation_frames_come_back_from_the_worker(executor):
     params = FAST.replace(octaves=2, iterations=4)
     request = DreamRequest(noise(200, 160), params, frame_every=2)
@@ -385,8 +399,9 @@ class OutOfMemoryEngine:
         self.calls: list[tuple[int | None, int | None]] = []  # (max_side, tile_size)
 
     def dream(
-        self, image, params, on_progress, cancel, max_side, tile_size=None, frame_every=None
-    ) -> DreamResult:
+        self, image, params, on_progress, cancel, max_side, tile_size=None, frame_every=None,
+        guide=None,
+    ) -> DreamResult:  # fmt: skip
         self.calls.append((max_side, self.tile_size if tile_size is None else tile_size))
         if len(self.calls) <= self.failures:
             raise self.error("out of memory")

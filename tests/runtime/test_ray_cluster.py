@@ -27,7 +27,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ra
 from bot import Settings, create_bot  # noqa: E402
 from dream_engine.core.params import DreamParams  # noqa: E402
 from dream_engine.core.results import Progress  # noqa: E402
-from dream_engine.errors import DreamCancelled  # noqa: E402
+from dream_engine.errors import DreamCancelled, ParamError  # noqa: E402
 from dream_engine.runtime.executor import (  # noqa: E402
     DreamRequest,
     DreamTimedOut,
@@ -145,6 +145,20 @@ async def test_progress_arrives_in_order_with_variants(executor):
     assert {event.variant for event in events} == {1, 2}
     last = events[-1]
     assert (last.variant, last.octave, last.step, last.octave_done) == (2, 2, 10, True)
+
+
+@module_loop
+async def test_a_guide_reaches_the_remote_engine(executor):
+    """A guide needs weighted layers: the refusal can only come from the engine on the
+    worker, so the guide crossed both hops (the wire's own test checks its pixels)."""
+    channels_only = FAST.replace(layers={}, channels={"mixed3:5": 1.0})
+    with pytest.raises(ParamError, match="guide: a guide is matched at the weighted layers"):
+        await asyncio.wait_for(
+            executor.submit(
+                request(channels_only, guide=noise(90, 60)), lambda _: None, threading.Event()
+            ),
+            WAIT,
+        )
 
 
 @module_loop

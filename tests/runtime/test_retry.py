@@ -55,12 +55,14 @@ class RunsOutAbove(DreamEngine):
         self.sizes: list[tuple[int, int]] = []  # what each call would have dreamed at
 
     def dream(self, image, params, on_progress=None, cancel=None, max_side=None,
-              tile_size=ENGINE_DEFAULT, frame_every=None) -> DreamResult:  # fmt: skip
+              tile_size=ENGINE_DEFAULT, frame_every=None, guide=None) -> DreamResult:  # fmt: skip
         size = working_size(image.size, max_side, self.spec.min_side)
         self.sizes.append(size)
         if max(size) > self.limit:
             raise self.error(f"out of memory dreaming {size[0]}x{size[1]}")
-        return super().dream(image, params, on_progress, cancel, max_side, tile_size, frame_every)
+        return super().dream(
+            image, params, on_progress, cancel, max_side, tile_size, frame_every, guide
+        )
 
 
 @dataclass(frozen=True)

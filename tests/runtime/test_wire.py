@@ -72,6 +72,14 @@ def test_a_job_crosses_and_comes_back_as_the_same_request():
     assert again.label == ""  # the label is the parent's, for its own worker list
 
 
+def test_a_guide_crosses_with_the_job_pixel_for_pixel():
+    guide = photo().resize((90, 70)).convert("RGBA")
+    again = decode_job(crossed(encode_job(DreamRequest(photo(), QUICK, guide=guide))))
+    assert again.guide is not None and again.guide.mode == "RGB"
+    assert np.array_equal(pixels(again.guide), pixels(guide.convert("RGB")))
+    assert decode_job(crossed(encode_job(DreamRequest(photo(), QUICK)))).guide is None
+
+
 def test_a_job_with_alpha_crosses_as_rgb():
     image = photo().convert("RGBA")
     again = decode_job(encode_job(DreamRequest(image, QUICK)))

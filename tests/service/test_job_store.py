@@ -53,6 +53,24 @@ async def test_a_comparison_with_an_animation_flag_comes_back_whole(store):
     assert resumed.variants == variants and resumed.animate
 
 
+async def test_a_guided_job_comes_back_with_its_guide_after_a_restart(tmp_path):
+    path = tmp_path / "guided.sqlite3"
+    first = await JobStore.open(path)
+    saved = record("g1", guide_name="cup.png")
+    await first.add(saved, b"img", guide=b"guide bytes")
+    await first.add(record("plain"), b"img")
+    await first.close()
+    again = await JobStore.open(path)  # the restart
+    try:
+        assert [job.guide_name for job in (await again.resume()).jobs] == ["cup.png", None]
+        assert await again.guide("g1") == b"guide bytes"
+        assert await again.guide("plain") is None
+        await again.finish("g1", JobState.DONE)
+        assert await again.guide("g1") is None  # dropped with the upload
+    finally:
+        await again.close()
+
+
 async def test_resume_returns_unfinished_jobs_in_accept_order(store):
     for job_id in ("c", "a", "b", "done"):
         await store.add(record(job_id), b"img")

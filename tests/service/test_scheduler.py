@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from PIL import Image
@@ -44,6 +44,7 @@ class GatedExecutor:
         self.gate = asyncio.Event()
         self.let_through = 0
         self.started: list[str] = []
+        self.requests: list = []
 
     def release(self) -> None:
         self.let_through += 1
@@ -57,6 +58,7 @@ class GatedExecutor:
 
     async def submit(self, request, on_progress, cancel):
         self.started.append(request.label)
+        self.requests.append(request)
         while not (self.gate.is_set() or self.let_through):
             if cancel.is_set():
                 raise DreamCancelled()
@@ -189,6 +191,35 @@ async def test_memory_and_disk_agree_through_accept_run_cancel_pause_and_restart
         executor.gate.set()
         await until(lambda: told.of("finished") == [third.job_id, fourth.job_id])
         assert await assert_in_step(scheduler) == {}
+    finally:
+        await scheduler.close()
+        await scheduler.store.close()
+
+
+async def test_a_guided_job_keeps_its_guide_across_a_restart(tmp_path):
+    db_path = tmp_path / "jobs.sqlite3"
+    guide = io.BytesIO()
+    Image.new("RGB", (40, 30), "orange").save(guide, format="PNG")
+    executor = GatedExecutor()
+    scheduler, _ = await open_scheduler(db_path, executor)
+    held = await accept(scheduler, user_id=10)  # holds the one worker
+    guided = await scheduler.accept(
+        guild_id=1, user_id=11, channel_id=2, limits=LIMITS, image=png(), guide=guide.getvalue(),
+        record_for=lambda job_id: replace(record_for(11)(job_id), guide_name="cup.png"),
+    )  # fmt: skip
+    await until(lambda: executor.started == [held.job_id])
+    assert executor.requests[0].guide is None
+    await scheduler.close()
+    await scheduler.store.close()
+
+    executor = GatedExecutor()
+    executor.gate.set()
+    scheduler, told = await open_scheduler(db_path, executor)
+    try:
+        await until(lambda: guided.job_id in told.of("finished"))
+        (request,) = (r for r in executor.requests if r.label == guided.job_id)
+        assert request.guide.size == (40, 30) and request.guide.getpixel((0, 0)) == (255, 165, 0)
+        assert await scheduler.store.guide(guided.job_id) is None  # dropped once it ended
     finally:
         await scheduler.close()
         await scheduler.store.close()

@@ -309,6 +309,19 @@ def test_variants_for_another_model_are_refused_before_any_work(inception_engine
     assert events == []
 
 
+def test_a_guide_with_a_variant_that_has_no_layers_is_refused_before_any_work(
+    inception_engine, cat_photo
+):
+    events: list[Progress] = []
+    channels_only = QUICK.replace(layers={}, channels={"mixed3:5": 1.0})
+    variants = [Variant("layers", QUICK), Variant("channel 5", channels_only)]
+    with pytest.raises(ParamError, match="'channel 5' has none"):
+        run_sweep(
+            inception_engine, cat_photo, QUICK, variants, on_progress=events.append, guide=cat_photo
+        )
+    assert events == []
+
+
 def test_kind_images_are_the_five_kinds_of_the_photos_size():
     photo = sample_photo()
     assert photo.size == (451, 300)
