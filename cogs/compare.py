@@ -16,11 +16,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices
-from cogs.intake import start_dream
+from cogs.intake import attached, start_dream
 from dream_engine.core.params import DreamParams
 from dream_engine.core.presets import Preset, default_preset_for
 from dream_engine.errors import ParamError
-from dream_engine.service.sources import ImageSource
 from dream_engine.study.sweeps import (
     VARY_SYNTAX,
     Variant,
@@ -48,6 +47,7 @@ class CompareCog(commands.Cog):
         octaves="Octaves for every variant (1-10)",
         iterations="Steps per octave for every variant (1-1000)",
         gallery="Also post each variant at full size",
+        guide="A second image whose shapes and textures every variant grows",
     )
     async def compare(
         self,
@@ -59,6 +59,7 @@ class CompareCog(commands.Cog):
         octaves: app_commands.Range[int, 1, 10] | None = None,
         iterations: app_commands.Range[int, 1, 1000] | None = None,
         gallery: bool = False,
+        guide: discord.Attachment | None = None,
     ) -> None:
         if (vary is None) == (presets is None):
             await interaction.response.send_message(
@@ -75,7 +76,7 @@ class CompareCog(commands.Cog):
         if vary is not None:
 
             def variants(_preset: Preset, params: DreamParams) -> list[Variant]:
-                made = parse_vary(vary, params, max_variants=limit)
+                made = parse_vary(vary, params, max_variants=limit, guided=guide is not None)
                 _refuse_varied_options(given, made)
                 return made
 
@@ -95,7 +96,7 @@ class CompareCog(commands.Cog):
 
             names = [name.strip() for name in presets.split(",") if name.strip()]
             title = " vs ".join(names)  # the job is named after what it runs
-        await self._start(interaction, image, preset, overrides, gallery, variants, title)
+        await self._start(interaction, image, preset, overrides, gallery, variants, title, guide)
 
     @app_commands.command(
         name="layers", description="What does each layer see? One image, one layer at a time"
@@ -106,6 +107,7 @@ class CompareCog(commands.Cog):
         octaves="Octaves for every layer (1-10)",
         iterations="Steps per octave for every layer (1-1000)",
         gallery="Also post each layer's dream at full size",
+        guide="A second image whose shapes and textures each layer grows",
     )
     async def layers(
         self,
@@ -115,6 +117,7 @@ class CompareCog(commands.Cog):
         octaves: app_commands.Range[int, 1, 10] | None = None,
         iterations: app_commands.Range[int, 1, 1000] | None = None,
         gallery: bool = False,
+        guide: discord.Attachment | None = None,
     ) -> None:
         model = self.bot.executor.model_name
 
@@ -123,7 +126,7 @@ class CompareCog(commands.Cog):
 
         overrides = {"octaves": octaves, "iterations": iterations}
         title = "one layer at a time"
-        await self._start(interaction, image, preset, overrides, gallery, variants, title)
+        await self._start(interaction, image, preset, overrides, gallery, variants, title, guide)
 
     @compare.autocomplete("preset")
     @layers.autocomplete("preset")
@@ -139,17 +142,14 @@ class CompareCog(commands.Cog):
         gallery: bool,
         variants: Any,
         title: str | None,
+        guide: discord.Attachment | None,
     ) -> None:
-        source = ImageSource.unsaved(
-            url=image.url, filename=image.filename, size=image.size,
-            content_type=image.content_type, guild_id=interaction.guild_id,
-            user_id=interaction.user.id,
-        )  # fmt: skip
         await start_dream(
-            self.bot, interaction, source,
+            self.bot, interaction, attached(interaction, image),
             preset_name=preset or default_preset_for(self.bot.executor.model_name),
             overrides=overrides,
             gallery=gallery, variants=variants, title=title,
+            guide=None if guide is None else attached(interaction, guide),
         )  # fmt: skip
 
 

@@ -18,9 +18,8 @@ from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices, target_choices
 from cogs.delivery import Delivery
-from cogs.intake import pictures_in, precheck, start_dream, takes
+from cogs.intake import attached, pictures_in, precheck, start_dream, takes
 from cogs.views import PERSISTENT_ITEMS, picker_view
-from dream_engine.service.sources import ImageSource
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -95,16 +94,8 @@ class DreamCog(commands.Cog):
             "layers": layers, "target": target, "channels": channels,
             "guide_weight": guide_weight,
         }  # fmt: skip
-
-        def picture(attachment: discord.Attachment) -> ImageSource:
-            return ImageSource.unsaved(
-                url=attachment.url, filename=attachment.filename, size=attachment.size,
-                content_type=attachment.content_type, guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-            )  # fmt: skip
-
-        source = picture(image)
-        guide_source = None if guide is None else picture(guide)
+        source = attached(interaction, image)
+        guide_source = None if guide is None else attached(interaction, guide)
         if preset is None:
             if not await precheck(
                 self.bot, interaction, source, None, overrides, guide=guide_source

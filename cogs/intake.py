@@ -123,7 +123,8 @@ def check_guide(
     overrides: dict[str, Any],
 ) -> None:
     """A guide is checked like the image and needs layers to be matched at; a
-    guide_weight with no guide to weigh would change nothing, so it is refused."""
+    guide_weight with no guide to weigh would change nothing, so it is refused.
+    (Every variant a bot's comparison makes has layers: a layer each, or a preset's.)"""
     if guide is None:
         if overrides.get("guide_weight") is not None:
             raise ParamError("guide_weight: it weighs a guide image; attach one as guide.")
@@ -266,6 +267,15 @@ async def fetch(bot: DreamBot, url: str) -> bytes:
         if fresh is None:
             raise
         return await bot.http.get_from_cdn(fresh)
+
+
+def attached(interaction: discord.Interaction, attachment: discord.Attachment) -> ImageSource:
+    """A command's attachment (the image, a guide) as a source the intake checks."""
+    return ImageSource.unsaved(
+        url=attachment.url, filename=attachment.filename, size=attachment.size,
+        content_type=attachment.content_type, guild_id=interaction.guild_id,
+        user_id=interaction.user.id,
+    )  # fmt: skip
 
 
 def takes(bot: DreamBot, source: ImageSource) -> bool:

@@ -98,7 +98,9 @@ def compare(args: argparse.Namespace) -> int:
         base = variants[0].params
     else:
         base = resolve_params(args)
-        variants = parse_vary(";".join(args.vary), base, args.max_variants)
+        variants = parse_vary(
+            ";".join(args.vary), base, args.max_variants, guided=args.guide is not None
+        )
     check_max_side(args)
     image = load_image_file(args.input)
     guide = load_guide(args)

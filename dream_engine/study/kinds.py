@@ -86,7 +86,11 @@ def run_kinds(
         engine,
         [(image, variant) for (_, image), variant in zip(images, variants, strict=True)],
         inputs=[(f"{kind} (input)", image) for kind, image in images],
-        title=f"kinds of image; {describe_common(variants)}" if title is None else title,
+        title=(
+            f"kinds of image; {describe_common(variants, guide is not None)}"
+            if title is None
+            else title
+        ),
         columns=len(KINDS),
         on_progress=on_progress,
         cancel=cancel,

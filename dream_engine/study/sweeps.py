@@ -8,14 +8,14 @@ variants), and composes the labelled grid (`grids.py`), input first.
 
 The API, for the CLI and the bot alike (no TensorFlow is imported here):
 
-    parse_vary(text, base, max_variants=MAX_VARIANTS) -> list[Variant]
+    parse_vary(text, base, max_variants=MAX_VARIANTS, *, guided=False) -> list[Variant]
         "step=0.005,0.05": one variant per value of one parameter, the rest as `base`.
     preset_variants(names, overrides=None, model=None, max_variants=...) -> list[Variant]
         "lower-layers,upper-layers": one variant per preset.
     layer_variants(model, base=None, layers=None, max_variants=None) -> list[Variant]
         One variant per layer: the model's contact sheet (mixed0..mixed10 for InceptionV3).
     run_sweep(engine, image, base_params, variants, on_progress=None, cancel=None,
-              max_side=None, *, title=None, tile_size=None) -> SweepResult
+              max_side=None, *, title=None, tile_size=None, guide=None) -> SweepResult
 
 `run_jobs` is the shared core (each variant from its own start image), which
 `kinds.run_kinds` uses for its five kinds of picture.
@@ -27,6 +27,7 @@ The `--vary` syntax (`VARY_SYNTAX`), safe unquoted in a shell and in a Discord o
     layers=A,B,...     each value a layer, or layers joined with "+" and weighted
                        with ":", e.g. layers=mixed3,mixed5,mixed3+mixed5:0.5
     target=A,B,...     classes to make the network find (target_weight=... their share)
+    guide_weight=A,B   a guide image's pull, in a comparison that has one (`guided`)
     P=..;Q=..          two parameters at once: every combination (quote the ";" in a shell)
 At most `MAX_VARIANTS` (8) variants unless the caller allows more; at least 2.
 Every mistake is a `ParamError` with one friendly line.
@@ -64,7 +65,7 @@ VARIANTS_RANGE = (2, 32)  # what a caller (the CLI's --max-variants, the bot's s
 MAX_VARY_TEXT = 500  # characters of a --vary text
 VARIABLE = (
     "step", "octaves", "octave_scale", "iterations", "max_loss", "jitter", "seed", "lap_levels",
-    "scale_jitter", "rotate_jitter", "layers", "target", "target_weight",
+    "scale_jitter", "rotate_jitter", "layers", "target", "target_weight", "guide_weight",
 )  # fmt: skip
 VARY_SYNTAX = "PARAM=V1,V2 (e.g. step=0.005,0.05 or layers=mixed3,mixed5,mixed3+mixed5:0.5)"
 
@@ -97,8 +98,11 @@ class SweepResult:
 # --- Variants from text --------------------------------------------------------------------------
 
 
-def parse_vary(text: str, base: DreamParams, max_variants: int = MAX_VARIANTS) -> list[Variant]:
-    """Variants of `base` from `VARY_SYNTAX` text, captioned with what each one sets."""
+def parse_vary(
+    text: str, base: DreamParams, max_variants: int = MAX_VARIANTS, *, guided: bool = False
+) -> list[Variant]:
+    """Variants of `base` from `VARY_SYNTAX` text, captioned with what each one sets;
+    `guided`: the comparison has a guide image, so its weight changes the dream."""
     if not isinstance(text, str) or not text.strip():
         raise ParamError(f"vary: say what to vary, as {VARY_SYNTAX}.")
     if len(text) > MAX_VARY_TEXT:
@@ -125,8 +129,8 @@ def parse_vary(text: str, base: DreamParams, max_variants: int = MAX_VARIANTS) -
             f"{name}={format_value(name, value)}" for name, value in changes.items()
         )
         variants.append(Variant(caption, params))
-    _refuse_idle_knobs(names, base)
-    _refuse_repeats(variants, "vary")
+    _refuse_idle_knobs(names, base, guided)
+    _refuse_repeats(variants, "vary", guided=guided)
     return variants
 
 
@@ -257,8 +261,9 @@ def describe_changes(params: DreamParams, base: DreamParams) -> str:
     return ", ".join(f"{name}={format_value(name, value)}" for name, value in changes.items())
 
 
-def describe_common(variants: Sequence[Variant]) -> str:
-    """What every variant shares, as a grid title: the settings the comparison holds still."""
+def describe_common(variants: Sequence[Variant], guided: bool = False) -> str:
+    """What every variant shares, as a grid title: the settings the comparison holds still
+    (a guide's weight only where there is a guide)."""
     first = variants[0].params
     same = [
         f.name
@@ -277,6 +282,7 @@ def describe_common(variants: Sequence[Variant]) -> str:
         "layers": not first.layers,
     }
     unset["target_weight"] = unset["target"]
+    unset["guide_weight"] = not guided
     order = [name for name in VARIABLE if name != "layers"] + ["layers"]  # long ones last
     parts += [
         f"{name}={format_value(name, getattr(first, name))}"
@@ -331,7 +337,7 @@ def run_sweep(
         engine,
         [(image, variant) for variant in chosen],
         inputs=[("input", start)],
-        title="; ".join(filter(None, (title, describe_common(chosen)))),
+        title="; ".join(filter(None, (title, describe_common(chosen, guide is not None)))),
         on_progress=on_progress,
         cancel=cancel,
         max_side=max_side,
@@ -444,7 +450,7 @@ def _check_count(count: int, max_variants: int, what: str) -> None:
         )
 
 
-def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
+def _refuse_idle_knobs(names: Sequence[str], base: DreamParams, guided: bool) -> None:
     """Knobs that change nothing on this base would give identical pictures captioned as
     different ones: say what makes them matter instead."""
     random = {"jitter", "scale_jitter", "rotate_jitter"}
@@ -458,23 +464,30 @@ def _refuse_idle_knobs(names: Sequence[str], base: DreamParams) -> None:
             "vary: target_weight weighs a target class, and there is none here; name one "
             "too, e.g. target_weight=0.5,2;target=golden retriever."
         )
+    if "guide_weight" in names and not guided:
+        raise ParamError(
+            "vary: guide_weight weighs a guide image, and there is none here; attach one as "
+            "guide (the CLI: --guide PATH)."
+        )
 
 
-def _refuse_repeats(variants: Sequence[Variant], what: str, because: str = "") -> None:
+def _refuse_repeats(
+    variants: Sequence[Variant], what: str, because: str = "", *, guided: bool = False
+) -> None:
     """Two tiles that dream the same picture under different captions would mislead."""
     seen: dict[tuple, str] = {}
     for variant in variants:
-        key = _what_is_dreamed(variant.params)
+        key = _what_is_dreamed(variant.params, guided)
         if key in seen:
             raise ParamError(f"{what}: {variant.caption} dreams the same as {seen[key]}{because}.")
         seen[key] = variant.caption
 
 
-def _what_is_dreamed(params: DreamParams) -> tuple:
+def _what_is_dreamed(params: DreamParams, guided: bool = False) -> tuple:
     """The parameters as the engine uses them: equal keys dream equal pictures.
 
     Spellings of one class, zero-weight layers, the seed without jitter, the octave
-    scale of a single octave and the weight of an absent target change nothing.
+    scale of a single octave and the weights of an absent target or guide change nothing.
     """
     target = params.target_class()
     return (
@@ -486,6 +499,7 @@ def _what_is_dreamed(params: DreamParams) -> tuple:
         tuple((layer, tuple(sorted(chosen.items())))
               for layer, chosen in params.active_channels().items()),
         target and target[0], params.target_weight if target else None,
+        params.guide_weight if guided else None,
     )  # fmt: skip
 
 
@@ -512,6 +526,7 @@ def _example(name: str) -> str:
         "layers": "mixed3,mixed5",
         "target": "pug,Chihuahua",
         "target_weight": "0.5,2",
+        "guide_weight": "1,5",
     }[name]
 
 

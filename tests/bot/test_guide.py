@@ -30,8 +30,7 @@ def guide_picture() -> Image.Image:
 
 
 def pixels_of(message) -> np.ndarray:
-    with Image.open(io.BytesIO(message.files[0].data)) as dreamed:
-        return np.asarray(dreamed.convert("RGB"), dtype=np.int16)
+    return pixels_of_file(message.files[0])
 
 
 def fields_of(message) -> dict[str, str]:
@@ -94,3 +93,27 @@ async def test_a_bad_guide_is_refused_privately_and_nothing_is_queued(world, cat
         assert text.startswith(("guide: ", "guide_weight: ")), text
         assert len(bot.queue) == 0 and not bot.queue.running()
         assert not bot.queue.jobs_of(bob.id)
+
+
+async def test_compare_grows_the_guide_in_every_tile_and_varies_its_weight(world, cat_photo):
+    fake, bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    guide = fake.add_attachment("stripes.png", png(guide_picture()), "image/png")
+    asked = {"image": image, "vary": "guide_weight=1,5", **QUICK}
+    refused = await fake.slash(guild, bob, "compare", asked)  # nothing to weigh
+    assert "attach one as guide" in await private_reply(refused)
+    assert len(bot.queue) == 0 and not bot.queue.running()
+    inter = await fake.slash(guild, bob, "compare", {**asked, "guide": guide, "gallery": True})
+    result = await inter.wait_original(lambda m: bool(m.embeds and m.files), timeout=DREAM)
+    fields = fields_of(result)
+    assert fields["2 variants"] == "guide_weight=1, guide_weight=5"
+    assert fields["Guide"] == "stripes.png"
+    (gallery,) = await inter.wait_followups(1, timeout=DREAM)
+    light, strong = (pixels_of_file(file) for file in gallery.files)
+    assert np.abs(light - strong).mean() > 0.3  # a stronger pull, another dream
+
+
+def pixels_of_file(file) -> np.ndarray:
+    with Image.open(io.BytesIO(file.data)) as dreamed:
+        return np.asarray(dreamed.convert("RGB"), dtype=np.int16)

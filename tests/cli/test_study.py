@@ -102,6 +102,7 @@ def test_a_subcommand_user_error_exits_2_with_one_line(photo):
         (["kinds", "--preset", "nope"], "no preset named 'nope'"),
         (["compare", "{photo}", "--vary", "step=0.1,0.2", "--guide", "{text}"], "guide: "),
         (["layers", "{photo}", "--guide-weight", "3"], "give one with --guide"),
+        (["compare", "{photo}", "--vary", "guide_weight=1,5"], "attach one as guide (the CLI"),
     ],
 )
 def test_subcommand_user_errors(tmp_path, photo, capsys, args, words):

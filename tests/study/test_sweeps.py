@@ -140,6 +140,7 @@ def test_max_variants_is_8_unless_the_caller_allows_more():
         # Knobs that would change nothing here: identical pictures, different captions.
         ("seed=1,2", "seed only changes the random shifts and views (jitter, scale_jitter,"),
         ("target_weight=0.5,2", "target_weight weighs a target class, and there is none"),
+        ("guide_weight=1,5", "guide_weight weighs a guide image, and there is none here"),
         # Values spelt differently that dream the same picture.
         ("target=pug,Pug", "target=Pug dreams the same as target=pug"),
         ("target=207,golden retriever", "dreams the same as target=207"),
@@ -164,6 +165,10 @@ def test_seed_and_target_weight_vary_once_what_they_act_on_is_there():
     assert len(parse_vary("seed=1,2", BASE.replace(jitter=8))) == 2
     weights = parse_vary("target_weight=0.5,2", BASE.replace(target="golden retriever"))
     assert [v.params.target_weight for v in weights] == [0.5, 2.0]
+    pulls = parse_vary("guide_weight=1,5", BASE, guided=True)
+    assert [v.params.guide_weight for v in pulls] == [1.0, 5.0]
+    with pytest.raises(ParamError, match="guide_weight=1 dreams the same as guide_weight=1"):
+        parse_vary("guide_weight=1,1.0", BASE, guided=True)
 
 
 def test_preset_variants_one_per_preset_with_overrides_on_top():
