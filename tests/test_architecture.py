@@ -1,6 +1,6 @@
 """The rules the layout promises, checked on the source so a change that breaks one fails CI.
 
-- Layers, lowest first: `errors` <- `core` <- `media` <- `study` <- `runtime` <-
+- Layers, lowest first: `errors` <- `core` <- `media` <- `study` | `motion` <- `runtime` <-
   `service` | `cli` <- the package's public API <- `bot.py` <- `cogs/`. A module imports
   only its own layer and the layers below; `service` and `cli` are peers that never
   import each other.
@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "dream_engine.core": 1,
     "dream_engine.media": 2,
     "dream_engine.study": 3,
+    "dream_engine.motion": 3,  # a peer of study: both run sequences of dreams on the engine
     "dream_engine.runtime": 4,
     "dream_engine.service": 5,
     "dream_engine.cli": 5,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dream_engine.cli import motion
 from dream_engine.cli.flags import (
     EXIT_USER_ERROR,
     OneLineParser,
@@ -31,6 +32,7 @@ from dream_engine.cli.flags import (
     resolve_params,
     save_image,
 )
+from dream_engine.cli.motion import add_clip_flags
 from dream_engine.core.presets import list_presets, presets_dir
 from dream_engine.errors import UserError
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 
 DEFAULT_MAX_SIDE = 1024
-SUBCOMMANDS = ("compare", "layers", "kinds")  # a first argument naming one picks it
+SUBCOMMANDS = ("compare", "layers", "kinds", "zoom")  # a first argument naming one picks it
 GIF_LIMIT_BYTES = 25 * 2**20  # --gif: what Discord takes from boosted servers and Nitro
 GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 
@@ -47,10 +49,16 @@ GIF_FRAMES = 48  # --gif: about this many frames across the whole dream
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m dream_engine",
-        description="DeepDream an image with InceptionV3 (or another model) from a preset. "
-        "Comparisons: python -m dream_engine compare|layers|kinds --help.",
+        description="DeepDream an image (or a clip, frame by frame) with InceptionV3 (or "
+        "another model) from a preset. Comparisons: python -m dream_engine "
+        "compare|layers|kinds --help; an endless zoom: python -m dream_engine zoom --help.",
     )
-    parser.add_argument("input", nargs="?", help="image to dream (PNG, JPEG, WebP, GIF, BMP, TIFF)")
+    parser.add_argument(
+        "input",
+        nargs="?",
+        help="image to dream (PNG, JPEG, WebP, GIF, BMP, TIFF), or a clip (MP4, WebM, MOV, "
+        "an animated GIF or WebP) to dream frame by frame into INPUT-dream.mp4",
+    )
     parser.add_argument(
         "-o", "--output", help="where to write the dream (default: INPUT-dream.png)"
     )
@@ -59,12 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_flags(parser, DEFAULT_MAX_SIDE)
     parser.add_argument("--gallery", type=Path, help="also write the image after every octave here")
     parser.add_argument("--gif", type=Path, help="also write the dream's progress as a GIF here")
+    add_clip_flags(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:  # compare, layers, kinds: see study.py
+    if argv and argv[0] == "zoom":
+        command = motion.zoom
+        args = motion.build_parser().parse_args(argv[1:])
+    elif argv and argv[0] in SUBCOMMANDS:  # compare, layers, kinds: see study.py
         from dream_engine.cli import study
 
         command = study.COMMANDS[argv[0]]
@@ -93,11 +105,19 @@ def _dream_or_list(args: argparse.Namespace) -> int:
 
 def _dream(args: argparse.Namespace) -> int:
     from dream_engine.media.animation import suggest_frame_every
-    from dream_engine.media.images import load_image_file
+    from dream_engine.media.clips import is_clip
+    from dream_engine.media.images import decode_image, read_file
 
+    data = read_file(args.input)
+    if is_clip(data):
+        return motion.dream_clip(args, data)
+    for flag in ("blend", "frame_iterations"):
+        if getattr(args, flag) is not None:
+            name = flag.replace("_", "-")
+            raise UserError(f"{name}: it is for a clip (a video or animated GIF), not a still.")
     params = resolve_params(args)
     check_max_side(args)
-    image = load_image_file(args.input)
+    image = decode_image(data)
     guide = load_guide(args)
     output = checked_output(Path(args.output) if args.output else _default_output(Path(args.input)))
     if args.gallery:

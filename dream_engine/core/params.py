@@ -80,7 +80,7 @@ class DreamParams:
         """Raise `ParamError` naming the first bad field; return self when all is well."""
         spec = get_model_spec(self.model)
         for name, (low, high, low_incl, high_incl) in NUMERIC_RANGES.items():
-            _check_range(name, getattr(self, name), low, high, low_incl, high_incl)
+            check_range(name, getattr(self, name), low, high, low_incl, high_incl)
         if not isinstance(self.layers, Mapping):
             raise ParamError("layers: name at least one layer, e.g. mixed4=1.")
         for layer, weight in self.layers.items():
@@ -254,10 +254,19 @@ def _check_weight(kind: str, name: str, weight: Any) -> None:
         )
 
 
-def _check_range(
-    name: str, value: Any, low: float, high: float, low_incl: bool, high_incl: bool
+def check_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_incl: bool,
+    high_incl: bool,
+    *,
+    integer: bool | None = None,
 ) -> None:
-    is_int = name in INTEGER_FIELDS
+    """Refuse `value` unless it is a number in the range, in the one sentence every knob
+    uses (`integer`: a whole number; None: as `INTEGER_FIELDS` says of `name`)."""
+    is_int = name in INTEGER_FIELDS if integer is None else integer
     allowed = (int,) if is_int else (int, float)
     if isinstance(value, bool) or not isinstance(value, allowed):
         kind = "a whole number" if is_int else "a number"

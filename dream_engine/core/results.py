@@ -28,6 +28,12 @@ class Progress:
     # this event belongs to dream `variant` of `variants` (1-based). One dream is 1 of 1.
     variant: int = 1
     variants: int = 1
+    # A moving dream (zoom, clip) reports one bar for all its frames: this event is of
+    # frame `frame` of `frames` (1-based; 0 of 0: not a moving dream). The event that
+    # ends a frame carries it, so a front end can keep what is done (a restart resumes).
+    frame: int = 0
+    frames: int = 0
+    finished_frame: Image.Image | None = None
 
     @property
     def fraction(self) -> float:
@@ -38,6 +44,8 @@ class Progress:
         """
         within = 1.0 if self.octave_done else self.step / self.steps
         dream = min(1.0, (self.octave - 1 + within) / self.octaves)
+        if self.frames:
+            dream = min(1.0, (self.frame - 1 + dream) / self.frames)
         return min(1.0, (self.variant - 1 + dream) / self.variants)
 
 
@@ -55,6 +63,10 @@ class DreamResult:
     # A comparison (`DreamRequest.variants`): each variant's dream, captioned, at full size;
     # `image` is then their labelled grid and `octaves`/`losses` are empty.
     panels: list[tuple[str, Image.Image]] = field(default_factory=list)
+    # A moving dream (`DreamRequest.motion`): `frames` are the clip, played at `fps`;
+    # fewer than `planned_frames` when it was cancelled part way (what is done is kept).
+    fps: float | None = None
+    planned_frames: int = 0
 
     @property
     def stopped_early(self) -> list[bool]:

@@ -227,9 +227,14 @@ def load_image_file(
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> Image.Image:
     """Read a local file (the CLI's input) and decode it like an upload."""
+    return decode_image(read_file(path), max_pixels=max_pixels, min_side=min_side)
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A local file's bytes (the CLI's input, an image or a clip), or one line saying why not."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise UnreadableFileError(f"Can't read {path}: there is no such file.") from None
     except IsADirectoryError:
@@ -243,7 +248,6 @@ def load_image_file(
     except OSError as error:
         reason = error.strerror or str(error)
         raise UnreadableFileError(f"Can't read {path}: {reason}.") from None
-    return decode_image(data, max_pixels=max_pixels, min_side=min_side)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:

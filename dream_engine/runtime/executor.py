@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from dream_engine.core.engine import CancelFlag, DreamEngine
     from dream_engine.core.results import DreamResult, Progress
+    from dream_engine.motion.spec import MotionSpec
     from dream_engine.study.sweeps import Variant
 
 
@@ -38,6 +39,20 @@ class DreamRequest:
     title: str | None = None  # what the comparison is, before what its variants share
     label: str = ""  # what the job is, for the worker list (/dreamadmin status) and the log
     guide: Image.Image | None = None  # steers the dream (and every variant) towards its features
+    # A moving dream: a zoom into `image`, or a clip of `clip` (its frames; `image` is the
+    # first), resumed after the `done` frames a run before this one finished.
+    motion: MotionSpec | None = None
+    clip: tuple[Image.Image, ...] = ()
+    done: tuple[Image.Image, ...] = ()
+
+    def work(self) -> float:
+        """How many plain dreams' time this request may take: a comparison's variants,
+        or a moving dream's first frame and its shorter later ones."""
+        if self.motion is not None:
+            frames = len(self.clip) if self.motion.kind == "clip" else self.motion.frames
+            later = self.motion.iterations_after_first(self.params) / self.params.iterations
+            return 1 + (frames - 1) * later
+        return max(1, len(self.variants))
 
 
 def run_request(
@@ -59,6 +74,14 @@ def run_request(
     from dream_engine.core.results import DreamResult
     from dream_engine.study.sweeps import run_sweep
 
+    if request.motion is not None:
+        from dream_engine.motion.sequences import run_motion
+
+        return run_motion(
+            engine, request.motion, request.params, request.clip or (request.image,),
+            on_progress=on_progress, cancel=cancel, max_side=max_side, tile_size=tile_size,
+            guide=request.guide, done=request.done,
+        )  # fmt: skip
     if not request.variants:
         retry = {} if tile_size is None else {"tile_size": tile_size}
         return engine.dream(

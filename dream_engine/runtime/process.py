@@ -54,6 +54,7 @@ from dream_engine.runtime.wire import (
     ProgressEvent,
     Ready,
     StartFailed,
+    decode_progress,
     decode_result,
     encode_job,
     main_module_hidden,
@@ -336,7 +337,6 @@ class ProcessExecutor:
         cancel: threading.Event,
     ) -> Done | Failed:
         """Send the job and wait for its outcome, relaying progress, cancel and the clock."""
-        from dream_engine.core.results import Progress
 
         if cancel.is_set():
             raise DreamCancelled()
@@ -356,7 +356,7 @@ class ProcessExecutor:
                 continue
             if isinstance(message, ProgressEvent):
                 try:
-                    on_progress(Progress(**message.fields))
+                    on_progress(decode_progress(message.fields))
                 except Exception:
                     log.exception("progress callback failed")
                 continue

@@ -61,6 +61,7 @@ from dream_engine.runtime.wire import (
     Failed,
     Job,
     ProgressEvent,
+    decode_progress,
     decode_result,
     encode_job,
     raise_failure,
@@ -424,7 +425,6 @@ class RayExecutor:
         cancel: threading.Event,
     ) -> Done | Failed:
         """Run the job on one worker, relaying progress and cancel; `RayActorError` if it dies."""
-        from dream_engine.core.results import Progress
 
         job_id = uuid.uuid4().hex
         try:
@@ -449,7 +449,7 @@ class RayExecutor:
                 for item in reply.result():
                     if isinstance(item, ProgressEvent):
                         try:
-                            on_progress(Progress(**item.fields))
+                            on_progress(decode_progress(item.fields))
                         except Exception:
                             log.exception("progress callback failed")
                         continue

@@ -47,6 +47,7 @@ from dream_engine.runtime.executor import (
 from dream_engine.runtime.wire import (
     Done,
     Failed,
+    decode_progress,
     decode_result,
     encode_job,
     main_module_hidden,
@@ -305,10 +306,9 @@ class SupervisedRayExecutor:
         elif kind == "progress":
             in_hand = self._in_hand.get(message[1])
             if in_hand is not None:
-                from dream_engine.core.results import Progress
 
                 try:
-                    in_hand.on_progress(Progress(**message[2]))
+                    in_hand.on_progress(decode_progress(message[2]))
                 except Exception:
                     log.exception("progress callback failed")
         elif kind == "outcome":

@@ -34,6 +34,7 @@ from PIL import Image
 
 from dream_engine.core.params import DreamParams
 from dream_engine.errors import DreamCancelled, UserError
+from dream_engine.motion.spec import MotionSpec
 from dream_engine.runtime.executor import (
     DreamFailed,
     DreamOutOfMemory,
@@ -68,11 +69,15 @@ class Job:
     variants: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     title: str | None = None
     guide_png: bytes | None = None  # the guide image, encoded like the image
+    motion: dict[str, Any] | None = None  # a moving dream's `MotionSpec`
+    clip_png: list[bytes] = dataclasses.field(default_factory=list)  # a clip's frames
+    done_png: list[bytes] = dataclasses.field(default_factory=list)  # frames done before
+    work: float = 1.0  # `DreamRequest.work`: how many dreams' time it may take
 
     def time_limit(self, job_timeout: float | None) -> float | None:
-        """Seconds this job may run: `job_timeout` for each dream it holds, so a comparison
-        of 11 layers is not held to one dream's time."""
-        return None if job_timeout is None else job_timeout * max(1, len(self.variants))
+        """Seconds this job may run: `job_timeout` for each dream's worth it holds, so a
+        comparison of 11 layers or a zoom of 24 frames is not held to one dream's time."""
+        return None if job_timeout is None else job_timeout * self.work
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,8 @@ class Done:
     seconds: float
     frames: list[bytes] = dataclasses.field(default_factory=list)  # animation, if asked for
     panels: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)  # a comparison's
+    fps: float | None = None  # a moving dream's rate
+    planned_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,10 @@ def encode_job(request: DreamRequest) -> Job:
         [(variant.caption, variant.params.to_dict()) for variant in request.variants],
         request.title,
         None if request.guide is None else to_png(_rgb(request.guide)),
+        None if request.motion is None else request.motion.to_dict(),
+        [to_png(_rgb(frame)) for frame in request.clip],
+        [to_png(_rgb(frame)) for frame in request.done],
+        request.work(),
     )
 
 
@@ -177,6 +188,9 @@ def decode_job(job: Job) -> DreamRequest:
         tuple(Variant(caption, DreamParams(**params)) for caption, params in job.variants),
         job.title,
         guide=None if job.guide_png is None else from_png(job.guide_png),
+        motion=None if job.motion is None else MotionSpec.from_dict(job.motion),
+        clip=tuple(from_png(data) for data in job.clip_png),
+        done=tuple(from_png(data) for data in job.done_png),
     )
 
 
@@ -190,6 +204,8 @@ def encode_result(result: DreamResult) -> Done:
         seconds=result.seconds,
         frames=[to_png(frame) for frame in result.frames],
         panels=[(caption, to_png(panel)) for caption, panel in result.panels],
+        fps=result.fps,
+        planned_frames=result.planned_frames,
     )
 
 
@@ -206,7 +222,25 @@ def decode_result(done: Done, params: DreamParams) -> DreamResult:
         notes=done.notes,
         frames=[from_png(frame) for frame in done.frames],
         panels=[(caption, from_png(panel)) for caption, panel in done.panels],
+        fps=done.fps,
+        planned_frames=done.planned_frames,
     )
+
+
+def encode_progress(progress: Progress) -> ProgressEvent:
+    """A progress event as plain data; a finished frame of a moving dream as PNG bytes."""
+    fields = {field.name: getattr(progress, field.name) for field in dataclasses.fields(progress)}
+    if progress.finished_frame is not None:
+        fields["finished_frame"] = to_png(progress.finished_frame)
+    return ProgressEvent(fields)
+
+
+def decode_progress(fields: dict[str, Any]) -> Progress:
+    """The `Progress` that `encode_progress` sent, on the parent's side."""
+    from dream_engine.core.results import Progress
+
+    frame = fields.get("finished_frame")
+    return Progress(**{**fields, "finished_frame": None if frame is None else from_png(frame)})
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -284,7 +318,7 @@ def run_job(
     """
 
     def report(progress: Progress) -> None:
-        send(ProgressEvent(dataclasses.asdict(progress)))
+        send(encode_progress(progress))
 
     try:
         request = decode_job(job)
@@ -321,8 +355,10 @@ __all__ = [
     "Ready",
     "StartFailed",
     "decode_job",
+    "decode_progress",
     "decode_result",
     "encode_job",
+    "encode_progress",
     "encode_result",
     "failure_of",
     "from_png",

@@ -142,6 +142,20 @@ async def test_a_guide_steers_the_dream_in_the_worker(executor):
 
 
 @module_loop
+async def test_a_zoom_runs_in_the_worker_with_a_bar_over_its_frames(executor):
+    from dream_engine.motion.spec import MotionSpec
+
+    seen: list[Progress] = []
+    request = DreamRequest(noise(), FAST.replace(octaves=1), motion=MotionSpec("zoom", frames=3))
+    result = await asyncio.wait_for(executor.submit(request, seen.append, threading.Event()), WAIT)
+    assert len(result.frames) == result.planned_frames == 3 and result.fps == 12.0
+    finished = [progress for progress in seen if progress.finished_frame is not None]
+    assert [progress.frame for progress in finished] == [1, 2, 3]
+    assert finished[-1].finished_frame.size == result.frames[-1].size
+    assert seen[-1].fraction == 1.0
+
+
+@module_loop
 async def test_animation_frames_come_back_from_the_worker(executor):
     params = FAST.replace(octaves=2, iterations=4)
     request = DreamRequest(noise(200, 160), params, frame_every=2)

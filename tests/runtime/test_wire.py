@@ -80,6 +80,35 @@ def test_a_guide_crosses_with_the_job_pixel_for_pixel():
     assert decode_job(crossed(encode_job(DreamRequest(photo(), QUICK)))).guide is None
 
 
+def test_a_moving_job_crosses_with_its_spec_clip_and_frames_done():
+    from dream_engine.motion.spec import MotionSpec
+
+    frames = (photo(), photo().rotate(180))
+    spec = MotionSpec("clip", blend=0.3, frame_iterations=2, fps=8.0, format="gif")
+    request = DreamRequest(photo(), QUICK, motion=spec, clip=frames, done=frames[:1])
+    job = crossed(encode_job(request))
+    again = decode_job(job)
+    assert again.motion == spec
+    assert [pixels(f).tolist() for f in again.clip] == [pixels(f).tolist() for f in frames]
+    assert len(again.done) == 1 and np.array_equal(pixels(again.done[0]), pixels(frames[0]))
+    # The first frame in full, the other at 2 of QUICK's 3 steps: the time of 1.67 dreams.
+    assert job.work == pytest.approx(1 + 2 / 3) and job.time_limit(60) == pytest.approx(100)
+
+
+def test_a_finished_frame_crosses_with_its_progress_as_png():
+    from dream_engine.core.results import Progress
+    from dream_engine.runtime.wire import decode_progress, encode_progress
+
+    progress = Progress(1, 1, 3, 3, 0.5, 1.0, True, frame=2, frames=5, finished_frame=photo())
+    event = crossed(encode_progress(progress))
+    assert isinstance(event.fields["finished_frame"], bytes)
+    again = decode_progress(event.fields)
+    assert np.array_equal(pixels(again.finished_frame), pixels(photo()))
+    assert (again.frame, again.frames, again.fraction) == (2, 5, pytest.approx(0.4))
+    plain = decode_progress(crossed(encode_progress(Progress(1, 2, 1, 3, 0.1, 0.1))).fields)
+    assert plain.finished_frame is None
+
+
 def test_a_job_with_alpha_crosses_as_rgb():
     image = photo().convert("RGBA")
     again = decode_job(encode_job(DreamRequest(image, QUICK)))

@@ -1,0 +1,1 @@
+"""Moving dreams: a zoom into a still, or a clip dreamed frame by frame (see sequences.py)."""
