@@ -46,7 +46,7 @@ def add_clip_flags(parser: argparse.ArgumentParser) -> None:
         "--blend",
         type=float,
         help="a clip: how much of the last dream each frame starts from, carried along the "
-        "optical flow, 0..1 (0: each frame alone; default 0.5)",
+        "optical flow, 0..1 (0: each frame alone; default 0.8)",
     )
 
 
@@ -98,10 +98,9 @@ def dream_clip(args: argparse.Namespace, data: bytes) -> int:
     output, fmt = _output(args, "dream")
     limits = ClipLimits(CLI_MAX_FRAMES, CLI_MAX_SECONDS, max_pixels=2**62)
     clip = decode_clip(data, limits, args.max_side)
-    spec = MotionSpec(
-        "clip", frames=len(clip.frames), blend=0.5 if args.blend is None else args.blend,
-        frame_iterations=args.frame_iterations, fps=clip.fps, format=fmt,
-    ).validate()  # fmt: skip
+    spec = MotionSpec("clip", frames=len(clip.frames), fps=clip.fps, format=fmt).replace(
+        blend=args.blend, frame_iterations=args.frame_iterations
+    )
     return _run(args, spec, params, list(clip.frames), output)
 
 

@@ -43,7 +43,7 @@ class MotionSpec:
     frames: int = 24  # a zoom's frames, the first included; a clip's come from its input
     zoom: float = 1.05  # a zoom: each frame is the last scaled up by this (1: turn only)
     rotate: float = 0.0  # a zoom: and turned by this many degrees (anticlockwise)
-    blend: float = 0.5  # a clip: how much of the last dream is carried along the flow
+    blend: float = 0.8  # a clip: how much of the last dream is carried along the flow
     frame_iterations: int | None = None  # steps an octave after the first frame; None: auto
     fps: float = 12.0  # the rate it plays at (a clip keeps its input's)
     format: str = "mp4"  # what the result is delivered as: mp4 (H.264) or gif
