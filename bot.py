@@ -29,16 +29,21 @@ from dream_engine.core.models import MODELS
 from dream_engine.core.params import DEFAULT_TILE_SIZE, MAX_TILE_SIZE, PRECISION_CHOICES
 from dream_engine.core.presets import default_preset_for, load_preset
 from dream_engine.errors import UserError
+from dream_engine.media.clips import ClipLimits
 from dream_engine.media.images import DEFAULT_MAX_PIXELS
 from dream_engine.runtime.executor import EngineConfig, Executor, ExecutorUnavailable
 from dream_engine.runtime.local import LocalExecutor
 from dream_engine.service.database import MigrationError
 from dream_engine.service.guild_settings import (
+    CLIP_FRAMES_RANGE,
+    CLIP_MEGAPIXELS_RANGE,
+    CLIP_SECONDS_RANGE,
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,
     GuildSettingsStore,
     SettingsDefaults,
+    clip_limits_of,
 )
 from dream_engine.service.job_store import JobStore
 from dream_engine.service.queue import GuildLimits, JobQueue
@@ -67,6 +72,10 @@ class Settings:
     weights: str = "imagenet"
     db_path: str = "data/dreambot.sqlite3"
     max_side: int = 1024  # default longest side processed; admins may lower or raise it
+    # What one moving dream (a clip, a zoom) may hold by default; admins may change them.
+    clip_frames: int = 48
+    clip_seconds: int = 10
+    clip_megapixels: int = 6
     dev_guild: int | None = None  # sync commands to this guild only (instant)
     max_queue: int = 50  # jobs waiting across all servers
     guild_queue_size: int = 10  # default jobs waiting per server
@@ -162,6 +171,15 @@ class Settings:
             weights=env.get("DREAM_WEIGHTS", cls.weights).strip() or cls.weights,
             db_path=env.get("DREAM_DB", cls.db_path).strip() or cls.db_path,
             max_side=int(number("DREAM_MAX_SIDE", cls.max_side, within=MAX_SIDE_RANGE)),
+            clip_frames=int(
+                number("DREAM_CLIP_FRAMES", cls.clip_frames, within=CLIP_FRAMES_RANGE)
+            ),
+            clip_seconds=int(
+                number("DREAM_CLIP_SECONDS", cls.clip_seconds, within=CLIP_SECONDS_RANGE)
+            ),
+            clip_megapixels=int(
+                number("DREAM_CLIP_MEGAPIXELS", cls.clip_megapixels, within=CLIP_MEGAPIXELS_RANGE)
+            ),
             dev_guild=int(dev_guild) if dev_guild.isdigit() else None,
             max_queue=int(number("DREAM_MAX_QUEUE", cls.max_queue)),
             guild_queue_size=int(
@@ -203,10 +221,17 @@ class Settings:
         return GuildLimits(queue_size=self.guild_queue_size, user_limit=self.user_limit)
 
     @property
+    def clip_limits(self) -> ClipLimits:
+        """What one moving dream may hold where no server settings apply (direct messages)."""
+        return clip_limits_of(self.guild_defaults)
+
+    @property
     def guild_defaults(self) -> SettingsDefaults:
         return SettingsDefaults(
-            queue_size=self.guild_queue_size, user_limit=self.user_limit, max_side=self.max_side
-        )
+            queue_size=self.guild_queue_size, user_limit=self.user_limit, max_side=self.max_side,
+            clip_frames=self.clip_frames, clip_seconds=self.clip_seconds,
+            clip_megapixels=self.clip_megapixels,
+        )  # fmt: skip
 
 
 class StoresUnavailable(Exception):

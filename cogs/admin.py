@@ -16,6 +16,9 @@ from discord.ext import commands
 from cogs.common import NO_MENTIONS, is_guild_admin
 from dream_engine.errors import UserError
 from dream_engine.service.guild_settings import (
+    CLIP_FRAMES_RANGE,
+    CLIP_MEGAPIXELS_RANGE,
+    CLIP_SECONDS_RANGE,
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,
@@ -81,6 +84,39 @@ class DreamAdmin(
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, max_side=value)
         await self._reply(interaction, settings, f"Images are now dreamed at up to {value} px.")
+
+    @app_commands.command(name="clip-frames", description="Most frames of a clip or a zoom")
+    async def clip_frames(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, CLIP_FRAMES_RANGE[0], CLIP_FRAMES_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, clip_frames=value)
+        await self._reply(interaction, settings, f"Clips and zooms may now have {value} frames.")
+
+    @app_commands.command(name="clip-seconds", description="Longest clip members may upload")
+    async def clip_seconds(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, CLIP_SECONDS_RANGE[0], CLIP_SECONDS_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, clip_seconds=value)
+        await self._reply(interaction, settings, f"Clips may now last {value} s.")
+
+    @app_commands.command(
+        name="clip-pixels", description="Million pixels one clip or zoom may dream, all frames"
+    )
+    async def clip_pixels(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, CLIP_MEGAPIXELS_RANGE[0], CLIP_MEGAPIXELS_RANGE[1]],
+    ) -> None:
+        store = self.bot.guild_settings
+        settings = await store.update(interaction.guild_id, clip_megapixels=value)
+        await self._reply(
+            interaction, settings,
+            f"A clip or zoom may now dream {value} million pixels (it is dreamed smaller to fit).",
+        )  # fmt: skip
 
     @app_commands.command(
         name="channels", description="Where /dream may be used (default: everywhere)"

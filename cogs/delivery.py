@@ -24,6 +24,7 @@ from cogs.common import duration, ordinal, progress_bar
 from cogs.replies import JobReply
 from cogs.views import cancel_view, picker_view
 from dream_engine.media.animation import encode_gif_to_fit
+from dream_engine.media.clip_encoding import encode_clip_to_fit
 from dream_engine.media.images import encode_to_fit
 from dream_engine.service.queue import JobState
 from dream_engine.service.scheduler import Pause, Ticket
@@ -44,6 +45,10 @@ NO_WORKERS_RUNNING = (
     "⏸️ The dream workers can't be reached right now; this dream is kept and goes on when "
     "they are back."
 )
+TOO_BIG_TO_POST = (
+    "⚠️ This dream came out too big for this server's upload limit, even small. Try fewer "
+    "frames or format:mp4."
+)
 PAUSED = {
     Pause.RESTART: (
         "⏸️ The dream bot is restarting. Your dream keeps its place and will start "
@@ -60,6 +65,10 @@ def describe(ticket: Ticket) -> str:
     """The job in a few words, for its messages and `/queue`."""
     if ticket.record.variants:
         return f"a comparison of {len(ticket.record.variants)} (**{ticket.name}**)"
+    motion = ticket.record.motion
+    if motion is not None:
+        what = "a zoom" if motion.kind == "zoom" else "a clip"
+        return f"{what} of {motion.frames} frames (**{ticket.name}**)"
     return f"**{ticket.name}**"
 
 
@@ -150,9 +159,20 @@ class Delivery:
         record, reply = ticket.record, self._post(ticket).reply
         # Off the event loop: a big image takes seconds to fit the upload limit, and every
         # other member's command must still be answered within Discord's 3 s meanwhile.
-        encoded = await asyncio.to_thread(encode_to_fit, result.image, record.upload_limit)
+        if record.motion is not None:
+            try:
+                encoded = await asyncio.to_thread(
+                    encode_clip_to_fit, result.frames, result.fps or record.motion.fps,
+                    record.motion.format, record.upload_limit,
+                )  # fmt: skip
+            except ValueError:
+                await self.failed(ticket, TOO_BIG_TO_POST)
+                return JobState.UNDELIVERABLE, "the clip did not fit the upload limit"
+        else:
+            encoded = await asyncio.to_thread(encode_to_fit, result.image, record.upload_limit)
         embed = result_embed(ticket, result, encoded.scaled_down)
-        embed.set_image(url=f"attachment://{encoded.filename('dream')}")
+        if record.motion is None or record.motion.format == "gif":  # an MP4 plays below it
+            embed.set_image(url=f"attachment://{encoded.filename('dream')}")
         view = (
             picker_view(self.bot, record.source_id, "Dream again with…")
             if record.source_id is not None
@@ -210,6 +230,8 @@ def progress_text(ticket: Ticket) -> str:
     fraction = progress.fraction
     eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
     variant = f"variant {progress.variant}/{progress.variants}, " if progress.variants > 1 else ""
+    if progress.frames:
+        variant = f"frame {progress.frame}/{progress.frames}, "
     return (
         f"🌀 Dreaming {describe(ticket)}\n"
         f"`{progress_bar(fraction)}` {variant}octave {progress.octave}/{progress.octaves}, "
@@ -267,6 +289,13 @@ def result_embed(ticket: Ticket, result: DreamResult, scaled: bool) -> discord.E
         embed.add_field(name=f"{len(record.variants)} variants", value=captions[:1024])
     if record.guide_name:
         embed.add_field(name="Guide", value=record.guide_name[:1024])
+    if record.motion is not None:
+        shown = f"{len(result.frames)} at {result.fps or record.motion.fps:g} fps"
+        if record.motion.kind == "zoom":
+            shown += f", zoom {record.motion.zoom:g}x a frame"
+        else:
+            shown += f", blend {record.motion.blend:g}"
+        embed.add_field(name="Frames", value=shown)
     embed.add_field(name="Size", value=f"{result.image.width}×{result.image.height}")
     embed.add_field(name="Time", value=duration(result.seconds))
     changed = {key: value for key, value in record.changed.items() if key != "model"}

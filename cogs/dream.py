@@ -10,7 +10,7 @@ it, which keeps every unfinished job saved for the next start.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -18,8 +18,9 @@ from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices, target_choices
 from cogs.delivery import Delivery
-from cogs.intake import attached, pictures_in, precheck, start_dream, takes
+from cogs.intake import MotionAsk, attached, pictures_in, precheck, start_dream, takes
 from cogs.views import PERSISTENT_ITEMS, picker_view
+from dream_engine.motion.spec import MAX_ZOOM_FRAMES
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -63,6 +64,11 @@ class DreamCog(commands.Cog):
         animate="Also post a GIF of the dream forming",
         guide="A second image whose shapes and textures the dream grows",
         guide_weight="The guide's pull against the layers' own (0.01-1000, default 1)",
+        zoom="An endless zoom of this many frames into the dream (2-120)",
+        zoom_factor="How much each zoom frame scales the last (1-1.5, default 1.05)",
+        rotate="Degrees each zoom frame turns (-15 to 15, default 0)",
+        blend="A clip: how much of each dream the next frame keeps (0-1, default 0.8)",
+        format="A zoom or clip comes back as MP4 (default) or GIF",
     )
     async def dream(
         self,
@@ -86,6 +92,11 @@ class DreamCog(commands.Cog):
         animate: bool = False,
         guide: discord.Attachment | None = None,
         guide_weight: app_commands.Range[float, 0.01, 1000.0] | None = None,
+        zoom: app_commands.Range[int, 2, MAX_ZOOM_FRAMES] | None = None,
+        zoom_factor: app_commands.Range[float, 1.0, 1.5] | None = None,
+        rotate: app_commands.Range[float, -15.0, 15.0] | None = None,
+        blend: app_commands.Range[float, 0.0, 1.0] | None = None,
+        format: Literal["mp4", "gif"] | None = None,
     ) -> None:
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
@@ -96,15 +107,18 @@ class DreamCog(commands.Cog):
         }  # fmt: skip
         source = attached(interaction, image)
         guide_source = None if guide is None else attached(interaction, guide)
+        motion = MotionAsk(zoom, zoom_factor, rotate, blend, format)
         if preset is None:
             if not await precheck(
-                self.bot, interaction, source, None, overrides, guide=guide_source
+                self.bot, interaction, source, None, overrides, guide=guide_source, motion=motion
             ):
                 return
             given = {name: value for name, value in overrides.items() if value is not None}
             asked = {"overrides": given, "gallery": gallery, "animate": animate}
             if guide_source is not None:  # found again by the dropdown, like the image
                 asked["guide"] = guide_source.attachment()
+            if motion.to_dict():
+                asked["motion"] = motion.to_dict()
             # The dropdown needs the image's id, and keeps what else was asked with it.
             source = await self.bot.sources.save(replace(source, options=asked))
             await interaction.response.send_message(
@@ -115,7 +129,7 @@ class DreamCog(commands.Cog):
             return
         await start_dream(
             self.bot, interaction, source, preset_name=preset, overrides=overrides,
-            gallery=gallery, animate=animate, guide=guide_source,
+            gallery=gallery, animate=animate, guide=guide_source, motion=motion,
         )  # fmt: skip
 
     @dream.autocomplete("preset")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,7 +27,15 @@ from cogs.common import NO_MENTIONS
 from dream_engine.core.params import DreamParams, parse_channels, parse_layers
 from dream_engine.core.presets import Preset, default_preset_for, get_preset
 from dream_engine.errors import ImageError, ParamError, UserError
+from dream_engine.media.clips import (
+    ClipLimits,
+    decode_clip,
+    is_clip,
+    probe_clip,
+    side_within_budget,
+)
 from dream_engine.media.images import check_upload, decode_image
+from dream_engine.motion.spec import MotionSpec
 from dream_engine.service.job_store import JobRecord
 from dream_engine.service.queue import GuildLimits
 from dream_engine.service.scheduler import NOT_SAVED
@@ -46,6 +55,45 @@ VariantMaker = Callable[[Preset, DreamParams], list[Variant]]
 
 
 @dataclass(frozen=True)
+class MotionAsk:
+    """What `/dream` was asked about moving: a zoom (its frames, scale and turn), or for a
+    clip upload how much of each dream to carry on (`blend`); and how to deliver it."""
+
+    zoom: int | None = None  # frames of a zoom; None: no zoom
+    zoom_factor: float | None = None
+    rotate: float | None = None
+    blend: float | None = None
+    format: str | None = None  # mp4 (default) or gif
+
+    def zoom_spec(self) -> MotionSpec | None:
+        """The zoom asked for, validated; None for none (its knobs alone are refused)."""
+        if self.zoom is None:
+            for name in ("zoom_factor", "rotate"):
+                if getattr(self, name) is not None:
+                    raise ParamError(
+                        f"{name}: it sets how a zoom moves; give zoom:24 (frames) too."
+                    )
+            return None
+        if self.blend is not None:
+            raise ParamError("blend: it carries a clip's dream along its motion; a zoom has none.")
+        return MotionSpec("zoom", frames=self.zoom).replace(
+            zoom=self.zoom_factor, rotate=self.rotate, format=self.format
+        )
+
+    def clip_spec(self, frames: int, fps: float) -> MotionSpec:
+        if self.zoom is not None:
+            raise ParamError("zoom: this is a clip, which moves already; leave out zoom.")
+        return MotionSpec("clip", frames=frames, fps=fps).replace(
+            blend=self.blend, format=self.format
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            name: value for name, value in dataclasses.asdict(self).items() if value is not None
+        }
+
+
+@dataclass(frozen=True)
 class Accepted:
     """What `precheck` let through: the job's preset, parameters and limits."""
 
@@ -54,6 +102,8 @@ class Accepted:
     max_side: int
     limits: GuildLimits
     variants: tuple[Variant, ...] = ()
+    clip_limits: ClipLimits = field(default_factory=ClipLimits)
+    zoom: MotionSpec | None = None  # a zoom asked for (a clip is known once downloaded)
 
 
 async def precheck(
@@ -64,6 +114,7 @@ async def precheck(
     overrides: dict[str, Any],
     variants: VariantMaker | None = None,
     guide: ImageSource | None = None,
+    motion: MotionAsk = MotionAsk(),
 ) -> Accepted | None:
     """Refuse at once (ephemeral) what needs no download; else what the job will run with.
 
@@ -101,9 +152,16 @@ async def precheck(
             )
         made = tuple(variants(preset, params)) if variants else ()
         check_upload(
-            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes
-        )
+            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes,
+            clips=not made,  # a comparison dreams a still
+        )  # fmt: skip
         check_guide(bot, guide, preset, params, overrides)
+        clip_limits = settings.clip_limits() if settings else bot.settings.clip_limits
+        zoom = motion.zoom_spec()
+        if zoom is not None and zoom.frames > clip_limits.max_frames:
+            raise ParamError(
+                f"zoom: {zoom.frames} frames; the limit here is {clip_limits.max_frames}."
+            )
         limits = settings.limits() if settings else bot.settings.default_limits
         bot.queue.check(guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits)
     except UserError as error:
@@ -112,7 +170,42 @@ async def precheck(
         )
         return None
     max_side = settings.max_side if settings else bot.settings.max_side
-    return Accepted(preset, params, max_side, limits, made)
+    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom)
+
+
+def check_picture(
+    data: bytes, checked: Accepted, ask: MotionAsk, max_pixels: int, *, extras: list[str]
+) -> tuple[MotionSpec | None, int]:
+    """The upload decoded as the job will be: a still (a zoom's start) or a clip, each
+    frame; what makes it move, and the side it is dreamed at (a moving dream smaller,
+    to fit the server's pixel budget). Raises the refusal, for the member's eyes."""
+    if is_clip(data):
+        if checked.variants:
+            raise ImageError("A comparison dreams a still picture; this is a clip.")
+        if extras:
+            raise ParamError(
+                f"{extras[0]}: a clip is posted as the dreamed clip itself; leave out {extras[0]}."
+            )
+        info = probe_clip(data, checked.clip_limits)
+        side = side_within_budget(info.size, info.frames, checked.clip_limits, checked.max_side)
+        clip = decode_clip(data, checked.clip_limits, side)  # a damaged stream is refused here
+        return ask.clip_spec(len(clip.frames), clip.fps), side
+    for name in ("blend", "format"):
+        if checked.zoom is None and getattr(ask, name) is not None:
+            raise ParamError(
+                f"{name}: it is for a moving dream; this is a still picture (give zoom:24 to "
+                "zoom into it)."
+            )
+    image = decode_image(data, max_pixels=max_pixels)
+    if checked.zoom is None:
+        return None, checked.max_side
+    if extras:
+        raise ParamError(
+            f"{extras[0]}: a zoom is posted as the clip itself; leave out {extras[0]}."
+        )
+    frames = checked.zoom.frames
+    return checked.zoom, side_within_budget(image.size, frames, checked.clip_limits,
+                                            checked.max_side)  # fmt: skip
 
 
 def check_guide(
@@ -157,10 +250,14 @@ async def start_dream(
     variants: VariantMaker | None = None,
     title: str | None = None,
     guide: ImageSource | None = None,
+    motion: MotionAsk = MotionAsk(),
 ) -> None:
     """Accept a dream (or, with `variants`, a comparison in one grid) and queue it;
-    `guide` steers it (downloaded and checked like the image, kept with the job)."""
-    checked = await precheck(bot, interaction, source, preset_name, overrides, variants, guide)
+    `guide` steers it (downloaded and checked like the image, kept with the job);
+    `motion` makes it move (a zoom, or how a clip upload is dreamed)."""
+    checked = await precheck(
+        bot, interaction, source, preset_name, overrides, variants, guide, motion
+    )
     if checked is None:
         return
     await interaction.response.defer(thinking=True)
@@ -170,15 +267,21 @@ async def start_dream(
         data = await download(bot, source)
         # The bytes, not the attachment's word for them, must be within the limit.
         check_upload(len(data), None, source.filename, bot.settings.max_upload_bytes)
-        # Refuse a bad image now, not when its turn comes; the bytes are what is kept.
-        await asyncio.to_thread(decode_image, data, max_pixels=bot.settings.max_pixels)
+        # Refuse a bad image (or clip) now, not when its turn comes; the bytes are kept.
+        moving, side = await asyncio.to_thread(
+            check_picture, data, checked, motion, bot.settings.max_pixels,
+            extras=[name for name, on in (("gallery", gallery), ("animate", animate)) if on],
+        )  # fmt: skip
         guide_data = None if guide is None else await downloaded_guide(bot, guide)
         saved_source = source
 
         def record_for(job_id: str) -> JobRecord:
             record = job_record(job_id, interaction, checked, saved_source, gallery, bot)
             guide_name = None if guide is None else guide.filename
-            return replace(record, title=title, animate=animate, guide_name=guide_name)
+            return replace(
+                record, title=title, animate=animate, guide_name=guide_name, motion=moving,
+                max_side=side,
+            )  # fmt: skip
 
         await bot.dreams.accept(
             guild_id=interaction.guild_id, user_id=interaction.user.id,

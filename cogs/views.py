@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.common import is_guild_admin, presets_for
-from cogs.intake import start_dream
+from cogs.intake import MotionAsk, start_dream
 from dream_engine.core.presets import DEFAULT_PRESET
 from dream_engine.service.sources import ImageSource
 
@@ -108,6 +108,7 @@ class PresetPicker(
             guide=None if guide is None else ImageSource.unsaved(
                 **guide, guild_id=source.guild_id, user_id=source.user_id
             ),
+            motion=MotionAsk(**asked.get("motion", {})),
         )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ a clip. No TensorFlow here: the bot checks uploads with it.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
@@ -29,12 +30,14 @@ __all__ = [
     "decode_clip",
     "is_clip",
     "probe_clip",
+    "side_within_budget",
 ]
 
 #: Containers PyAV reads for us, by the bytes they start with (ISO BMFF, Matroska/WebM).
 _ISO_BMFF = b"ftyp"  # at offset 4: MP4, MOV, M4V
 _MATROSKA = b"\x1a\x45\xdf\xa3"  # WebM, MKV
 MIN_FPS, MAX_FPS = 1.0, 60.0  # a clip's rate is kept within these (a GIF's 0 ms frames...)
+MIN_CLIP_SIDE = 96  # a moving dream is made smaller to fit a pixel budget, but not below this
 
 
 class ClipTooLongError(ImageError):
@@ -132,6 +135,26 @@ def decode_clip(data: bytes, limits: ClipLimits, max_side: int | None = None) ->
         for frame in frames[: limits.max_frames]
     )
     return Clip(shown, info.fps)
+
+
+def side_within_budget(
+    size: tuple[int, int], frames: int, limits: ClipLimits, max_side: int | None
+) -> int:
+    """The longest side a moving dream of `frames` frames is dreamed at: `max_side`, or
+    smaller until every frame's pixels, summed, fit `limits.max_pixels`. Refused
+    (`TooManyPixelsError`) when that would be under `MIN_CLIP_SIDE`."""
+    width, height = size
+    longest = max(width, height) if max_side is None else min(max(width, height), max_side)
+    area_at_longest = width * height * (longest / max(width, height)) ** 2
+    fits = math.floor(longest * math.sqrt(limits.max_pixels / (frames * area_at_longest)))
+    side = min(longest, fits)
+    if side < MIN_CLIP_SIDE:
+        raise TooManyPixelsError(
+            f"{frames} frames would have to be dreamed at {max(side, 1)} px to fit the "
+            f"{limits.max_pixels / 1e6:g} million pixels allowed here; the least is "
+            f"{MIN_CLIP_SIDE} px. Send fewer frames."
+        )
+    return side
 
 
 # -- animations: Pillow -------------------------------------------------------------------------

@@ -146,15 +146,25 @@ _CONTENT_FAMILY_NAMES = {
 }
 
 
+#: Video types a clip may come as (`check_upload(clips=True)`); the bytes decide the rest.
+CLIP_CONTENT_TYPES = frozenset({"video/mp4", "video/webm", "video/quicktime", "video/x-m4v"})
+
+
 def check_upload(
-    size_bytes: int | None, content_type: str | None, filename: str, max_bytes: int
+    size_bytes: int | None,
+    content_type: str | None,
+    filename: str,
+    max_bytes: int,
+    *,
+    clips: bool = False,
 ) -> None:
     """Refuse an attachment from its metadata alone, before downloading it.
 
     Catches what is certain without the bytes: empty, over `max_bytes`, or a
-    content type that is plainly not an image. An unknown size (None: an embed's
-    picture) or type (missing, or `application/octet-stream`) passes, and the file
-    name's extension is not trusted either way: `decode_image` has the final word.
+    content type that is plainly not an image (nor, with `clips`, a video that
+    `media/clips.py` reads). An unknown size (None: an embed's picture) or type
+    (missing, or `application/octet-stream`) passes, and the file name's extension
+    is not trusted either way: the decoders have the final word.
     """
     if size_bytes is not None and size_bytes <= 0:
         raise EmptyFileError(f"“{filename}” is empty (0 bytes). {_ATTACH_HINT}")
@@ -169,9 +179,14 @@ def check_upload(
         return
     if media_type == "image/svg+xml":
         raise UnsupportedFormatError(_SVG_MESSAGE)
-    if media_type.startswith("image/"):
+    if media_type.startswith("image/") or (clips and media_type in CLIP_CONTENT_TYPES):
         return
     family = media_type.split("/", 1)[0]
+    if clips and family == "video":
+        raise UnsupportedFormatError(
+            f"“{filename}” is a video of a kind I don't read ({media_type}). "
+            "Send it as MP4, WebM or MOV, or as an animated GIF."
+        )
     kind = _CONTENT_TYPE_NAMES.get(media_type) or _CONTENT_FAMILY_NAMES.get(
         family, f"a file of type {media_type}"
     )

@@ -1,10 +1,10 @@
 """Per-server settings that admins change with `/dreamadmin`, kept in SQLite.
 
 A server may override the bot's configured defaults for its queue size, its
-per-member limit and the longest image side, and may restrict `/dream` to some
-channels. A value an admin never set is stored as NULL, not as a copy of the
-default, so a default changed in configuration later reaches every server that
-never chose its own value.
+per-member limit, the longest image side and what one moving dream may hold
+(frames, seconds, pixels), and may restrict `/dream` to some channels. A value an
+admin never set is stored as NULL, not as a copy of the default, so a default
+changed in configuration later reaches every server that never chose its own value.
 
 Every query is scoped by the caller's `guild_id` and the store has no call that
 spans servers, so one server's admin can never read or change another's
@@ -23,10 +23,14 @@ from typing import Final
 import aiosqlite
 
 from dream_engine.errors import ParamError
+from dream_engine.media.clips import ClipLimits
 from dream_engine.service.database import open_database, transaction
 from dream_engine.service.queue import GuildLimits
 
 __all__ = [
+    "CLIP_FRAMES_RANGE",
+    "CLIP_MEGAPIXELS_RANGE",
+    "CLIP_SECONDS_RANGE",
     "MAX_CHANNELS",
     "MAX_SIDE_RANGE",
     "QUEUE_SIZE_RANGE",
@@ -40,12 +44,18 @@ __all__ = [
 QUEUE_SIZE_RANGE: Final = (1, 100)
 USER_LIMIT_RANGE: Final = (1, 20)
 MAX_SIDE_RANGE: Final = (64, 4096)
+CLIP_FRAMES_RANGE: Final = (2, 240)  # frames of a clip or a zoom
+CLIP_SECONDS_RANGE: Final = (1, 60)  # seconds of a clip uploaded
+CLIP_MEGAPIXELS_RANGE: Final = (1, 100)  # million pixels dreamed, every frame summed
 MAX_CHANNELS: Final = 25
 
 _RANGES: Final = {
     "queue_size": QUEUE_SIZE_RANGE,
     "user_limit": USER_LIMIT_RANGE,
     "max_side": MAX_SIDE_RANGE,
+    "clip_frames": CLIP_FRAMES_RANGE,
+    "clip_seconds": CLIP_SECONDS_RANGE,
+    "clip_megapixels": CLIP_MEGAPIXELS_RANGE,
 }
 _FIELDS: Final = tuple(_RANGES)  # also the column names in guild_settings
 _SQLITE_MAX_INT: Final = 2**63 - 1  # Discord snowflakes fit; anything bigger is not an id
@@ -84,6 +94,11 @@ class SettingsDefaults:
     queue_size: int = 10
     user_limit: int = 2
     max_side: int = 1024
+    # One moving dream: 48 frames (2 s at 24 fps) of 6 million pixels in all (48 frames
+    # of 400x300) take about a minute on one GPU and fit Discord's 10 MiB as MP4.
+    clip_frames: int = 48
+    clip_seconds: int = 10
+    clip_megapixels: int = 6
 
     def __post_init__(self) -> None:
         # Same ranges as admins get: `reset` must never land a server outside them.
@@ -99,12 +114,19 @@ class GuildSettings:
     queue_size: int
     user_limit: int
     max_side: int
+    clip_frames: int = SettingsDefaults.clip_frames
+    clip_seconds: int = SettingsDefaults.clip_seconds
+    clip_megapixels: int = SettingsDefaults.clip_megapixels
     channels: frozenset[int] = frozenset()  # empty: /dream works in every channel
     overridden: frozenset[str] = frozenset()  # fields an admin set; the others are defaults
 
     def limits(self) -> GuildLimits:
         """What the job queue enforces for this server."""
         return GuildLimits(queue_size=self.queue_size, user_limit=self.user_limit)
+
+    def clip_limits(self) -> ClipLimits:
+        """What one moving dream (a clip uploaded, or a zoom) may hold in this server."""
+        return clip_limits_of(self)
 
     def allows_channel(self, channel_id: int) -> bool:
         """Whether /dream may run here. For a thread, pass its parent: admins list channels."""
@@ -128,6 +150,9 @@ class GuildSettings:
             ("Queue size", shown("queue_size", str(self.queue_size))),
             ("User limit", shown("user_limit", str(self.user_limit))),
             ("Max side", shown("max_side", f"{self.max_side} px")),
+            ("Clip frames", shown("clip_frames", str(self.clip_frames))),
+            ("Clip seconds", shown("clip_seconds", f"{self.clip_seconds} s")),
+            ("Clip pixels", shown("clip_megapixels", f"{self.clip_megapixels} million")),
             ("Channels", channels or "everywhere (default)"),
         ]
 
@@ -175,14 +200,14 @@ class GuildSettingsStore:
     async def update(
         self,
         guild_id: int,
-        *,
-        queue_size: int | None = None,
-        user_limit: int | None = None,
-        max_side: int | None = None,
+        **given: int | None,
     ) -> GuildSettings:
-        """Set the given fields, leave the others; all are checked before anything is written."""
+        """Set the given fields (`queue_size=5`...), leave the others; all are checked
+        before anything is written."""
         _check_guild(guild_id)
-        given = {"queue_size": queue_size, "user_limit": user_limit, "max_side": max_side}
+        unknown = set(given) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"no such setting: {', '.join(sorted(unknown))}")
         changes = {
             name: _check_setting(name, value) for name, value in given.items() if value is not None
         }
@@ -277,7 +302,7 @@ class GuildSettingsStore:
     async def _read(self, guild_id: int) -> GuildSettings:
         rows = list(
             await self._db.execute_fetchall(
-                "SELECT queue_size, user_limit, max_side FROM guild_settings WHERE guild_id = ?",
+                f"SELECT {', '.join(_FIELDS)} FROM guild_settings WHERE guild_id = ?",
                 (guild_id,),
             )
         )
@@ -297,10 +322,14 @@ class GuildSettingsStore:
         if channels:
             overridden.add("channels")
         return GuildSettings(
-            guild_id=guild_id,
-            queue_size=values["queue_size"],
-            user_limit=values["user_limit"],
-            max_side=values["max_side"],
-            channels=channels,
-            overridden=frozenset(overridden),
+            guild_id=guild_id, channels=channels, overridden=frozenset(overridden), **values
         )
+
+
+def clip_limits_of(values: SettingsDefaults | GuildSettings) -> ClipLimits:
+    """The clip limits that a server's settings (or the bot's defaults) say."""
+    return ClipLimits(
+        max_frames=values.clip_frames,
+        max_seconds=float(values.clip_seconds),
+        max_pixels=values.clip_megapixels * 1_000_000,
+    )

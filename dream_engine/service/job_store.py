@@ -26,6 +26,7 @@ import aiosqlite
 
 from dream_engine.core.params import DreamParams
 from dream_engine.errors import ParamError
+from dream_engine.motion.spec import MotionSpec
 from dream_engine.service.database import open_database
 from dream_engine.service.queue import JobState
 from dream_engine.study.sweeps import Variant
@@ -42,7 +43,7 @@ KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
-    " interruptions, accepted_at, variants, title, animate, guide_name"
+    " interruptions, accepted_at, variants, title, animate, guide_name, motion"
 )
 
 
@@ -72,6 +73,7 @@ class JobRecord:
     title: str | None = None  # the comparison's grid title
     animate: bool = False  # also deliver a GIF of the dream forming
     guide_name: str | None = None  # the guide image's file name; its bytes are kept apart
+    motion: MotionSpec | None = None  # a zoom or a clip; its finished frames are kept apart
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class JobStore:
         )
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, guide, updated_at)"
-            f" VALUES ({', '.join('?' * 25)})",
+            f" VALUES ({', '.join('?' * 26)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
@@ -108,7 +110,9 @@ class JobStore:
                 int(job.gallery), job.source_id, job.max_side, job.state.value,
                 job.interruptions, job.accepted_at,
                 json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
-                job.title, int(job.animate), job.guide_name, image, guide, now,
+                job.title, int(job.animate), job.guide_name,
+                None if job.motion is None else json.dumps(job.motion.to_dict()),
+                image, guide, now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -125,6 +129,26 @@ class JobStore:
         """The guide image kept for `job_id`: None when it has none, or has ended."""
         rows = await self._rows("SELECT guide FROM jobs WHERE id = ?", (job_id,))
         return rows[0][0] if rows else None
+
+    async def add_frame(self, job_id: str, number: int, png: bytes) -> None:
+        """Keep frame `number` (1-based) that a moving dream finished: a restart goes on after
+        the frames kept (`frames`)."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO job_frames (job_id, number, png) VALUES (?, ?, ?)",
+            (job_id, number, png),
+        )
+
+    async def frames(self, job_id: str) -> list[bytes]:
+        """The frames kept for `job_id`, in order, up to the first one missing."""
+        rows = await self._rows(
+            "SELECT number, png FROM job_frames WHERE job_id = ? ORDER BY number", (job_id,)
+        )
+        kept = []
+        for expected, (number, png) in enumerate(rows, start=1):
+            if number != expected:
+                break
+            kept.append(png)
+        return kept
 
     async def get(self, job_id: str) -> JobRecord | None:
         rows = await self._rows(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
@@ -151,6 +175,7 @@ class JobStore:
             " WHERE id = ?",
             (state.value, note, time.time(), job_id),
         )
+        await self._db.execute("DELETE FROM job_frames WHERE job_id = ?", (job_id,))
 
     async def resume(self) -> Resumed:
         """The jobs a previous run left queued or running, oldest first.
@@ -220,6 +245,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
         max_side, state, interruptions, accepted_at, variants, title, animate, guide_name,
+        motion,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -233,4 +259,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
             for caption, fields in json.loads(variants)
         ),
         title=title, animate=bool(animate), guide_name=guide_name,
+        motion=None if motion is None else MotionSpec.from_dict(json.loads(motion)),
     )  # fmt: skip

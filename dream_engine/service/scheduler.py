@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,8 +33,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from dream_engine.errors import DreamCancelled, UserError
 from dream_engine.media.animation import suggest_frame_every
+from dream_engine.media.clips import ClipLimits, decode_clip
 from dream_engine.media.images import decode_image
 from dream_engine.runtime.executor import DreamFailed, DreamRequest, Executor
+from dream_engine.runtime.wire import to_png
 from dream_engine.service.job_store import JobRecord, JobStore
 from dream_engine.service.queue import (
     CancelOutcome,
@@ -81,6 +85,7 @@ class Ticket:
     engine_done: bool = False  # the executor has answered (a result or a failure)
     posted: bool = False  # the dream itself is up (its extras may still be on their way)
     cancelled_by_user: bool = False  # a stop at shutdown pauses the job; a member's cancels it
+    frame_saves: set[asyncio.Task[None]] = field(default_factory=set)  # frames on their way
     # Resolved once the job is on disk (True) or could not be saved (False); a worker
     # that takes the job sooner waits for it, so nothing runs that a restart would lose.
     saved: asyncio.Future[bool] = field(default_factory=asyncio.Future)
@@ -416,15 +421,16 @@ class Scheduler:
         await self.store.mark_running(job.id)
         await self._listener.started(ticket)
         try:
-            image, guide = await self._saved_images(ticket)
+            request = await self._saved_request(ticket)
             try:
                 result = await self.executor.submit(
-                    self._request(ticket, image, guide),
+                    request,
                     lambda progress: self._on_progress(ticket, progress),
                     job.cancel_event,
                 )
             finally:
                 ticket.engine_done = True
+                await asyncio.gather(*ticket.frame_saves, return_exceptions=True)
         except DreamCancelled:
             if self._stopping and not ticket.cancelled_by_user:
                 return await self._pause(job)
@@ -436,6 +442,8 @@ class Scheduler:
         except asyncio.CancelledError:  # shutdown gave up waiting for the executor
             await self._pause(job)
             raise
+        if self._stopping and not ticket.cancelled_by_user and _cut_short(result):
+            return await self._pause(job)  # its frames are kept: the next start goes on
         try:
             state, note = await self._listener.finished(ticket, result)
         except asyncio.CancelledError:  # shutdown cut a slow post short
@@ -452,33 +460,54 @@ class Scheduler:
         with contextlib.suppress(Exception):
             await self._listener.paused(job.payload, Pause.STOPPED)
 
-    def _request(
-        self, ticket: Ticket, image: Image.Image, guide: Image.Image | None
-    ) -> DreamRequest:
+    async def _saved_request(self, ticket: Ticket) -> DreamRequest:
+        """The job as the executor runs it, from what the store kept: its upload (a still
+        or a clip's frames), its guide, and the frames a moving dream finished before."""
         record = ticket.record
+        data = await self.store.image(ticket.job_id)
+        guide_data = await self.store.guide(ticket.job_id) if record.guide_name else None
+        if data is None or (record.guide_name and guide_data is None):
+            raise UserError(SAVED_IMAGE_MISSING)
+        clip: tuple[Image.Image, ...] = ()
+        if record.motion is not None and record.motion.kind == "clip":
+            # Its limits were checked when it was accepted; these only hold it to that.
+            held = ClipLimits(record.motion.frames, math.inf, max_pixels=2**62)
+            clip = (await asyncio.to_thread(decode_clip, data, held, record.max_side)).frames
+            image = clip[0]
+        else:
+            image = await asyncio.to_thread(self._decode, data)
+        guide = None if guide_data is None else await asyncio.to_thread(self._decode, guide_data)
+        done: tuple[Image.Image, ...] = ()
+        if record.motion is not None:
+            kept = await self.store.frames(ticket.job_id)
+            done = tuple([await asyncio.to_thread(self._decode, png) for png in kept])
         frames = suggest_frame_every(record.params, GIF_FRAMES) if record.animate else None
         return DreamRequest(
             image, record.params, record.max_side, frames, record.variants, record.title,
             label=record.id,  # /dreamadmin status says whose it is, to that server only
-            guide=guide,
+            guide=guide, motion=record.motion, clip=clip, done=done,
         )  # fmt: skip
 
-    async def _saved_images(self, ticket: Ticket) -> tuple[Image.Image, Image.Image | None]:
-        """The job's upload and its guide (if it has one), read back from the store."""
-        data = await self.store.image(ticket.job_id)
-        guide = await self.store.guide(ticket.job_id) if ticket.record.guide_name else None
-        if data is None or (ticket.record.guide_name and guide is None):
-            raise UserError(SAVED_IMAGE_MISSING)
-        image = await asyncio.to_thread(decode_image, data, max_pixels=self.settings.max_pixels)
-        if guide is None:
-            return image, None
-        return image, await asyncio.to_thread(
-            decode_image, guide, max_pixels=self.settings.max_pixels
-        )
+    def _decode(self, data: bytes) -> Image.Image:
+        return decode_image(data, max_pixels=self.settings.max_pixels)
 
     def _on_progress(self, ticket: Ticket, progress: Progress) -> None:
+        if progress.finished_frame is not None:  # kept, so a restart goes on after it
+            save = asyncio.create_task(
+                self._save_frame(ticket.job_id, progress.frame, progress.finished_frame)
+            )
+            ticket.frame_saves.add(save)
+            save.add_done_callback(ticket.frame_saves.discard)
+            progress = dataclasses.replace(progress, finished_frame=None)
         ticket.latest = progress
         self._listener.progress(ticket, progress)
+
+    async def _save_frame(self, job_id: str, number: int, frame: Image.Image) -> None:
+        try:
+            png = await asyncio.to_thread(to_png, frame)
+            await self.store.add_frame(job_id, number, png)
+        except Exception:  # only a restart's head start is lost: the dream goes on
+            log.exception("could not keep frame %d of job %s", number, job_id)
 
     # -- looking ------------------------------------------------------------------------------
 
@@ -487,3 +516,8 @@ class Scheduler:
         two must always be equal (tests compare them after every kind of move)."""
         in_memory = {job.id: job.state for job in [*self.queue.waiting(), *self.queue.running()]}
         return in_memory, await self.store.live_states()
+
+
+def _cut_short(result: DreamResult) -> bool:
+    """A moving dream stopped before its last frame (its frames done are in the store)."""
+    return bool(result.planned_frames) and len(result.frames) < result.planned_frames

@@ -384,16 +384,25 @@ async def test_describe_marks_defaults(db_path):
             ("Queue size", "10 (default)"),
             ("User limit", "2 (default)"),
             ("Max side", "1024 px (default)"),
+            ("Clip frames", "48 (default)"),
+            ("Clip seconds", "10 s (default)"),
+            ("Clip pixels", "6 million (default)"),
             ("Channels", "everywhere (default)"),
         ]
         await store.update(GUILD_A, queue_size=10, max_side=800)  # 10 chosen, though default
+        await store.update(GUILD_A, clip_frames=24, clip_megapixels=3)
         got = await store.set_channels(GUILD_A, [20, 3])
     assert got.describe() == [
         ("Queue size", "10"),
         ("User limit", "2 (default)"),
         ("Max side", "800 px"),
+        ("Clip frames", "24"),
+        ("Clip seconds", "10 s (default)"),
+        ("Clip pixels", "3 million"),
         ("Channels", "<#3>, <#20>"),
     ]
+    limits = got.clip_limits()
+    assert (limits.max_frames, limits.max_seconds, limits.max_pixels) == (24, 10.0, 3_000_000)
 
 
 # --- migrations -----------------------------------------------------------------------------
@@ -441,10 +450,14 @@ async def test_concurrent_opens_of_a_new_file_apply_each_migration_once(db_path)
 @pytest.mark.asyncio
 async def test_database_at_v1_gets_a_later_migration_and_keeps_its_settings(tmp_path, db_path):
     v1_only = migrations_copy(tmp_path, up_to=1)
-    store = GuildSettingsStore(await open_database(db_path, v1_only), DEFAULTS)
-    await store.update(GUILD_A, queue_size=42)
-    await store.set_channels(GUILD_A, [5, 6])
-    await store.close()
+    db = await open_database(db_path, v1_only)  # what a V1 bot wrote (today's store reads more)
+    await db.execute("INSERT INTO guild_settings (guild_id, queue_size) VALUES (?, 42)", (GUILD_A,))
+    await db.executemany(
+        "INSERT INTO guild_channels (guild_id, channel_id) VALUES (?, ?)",
+        [(GUILD_A, 5), (GUILD_A, 6)],
+    )
+    await db.commit()
+    await db.close()
 
     # V2 rebuilds guild_settings the way SQLite changes a table: copy, drop, rename.
     # With foreign keys on, the DROP would cascade-delete the server's channels.
@@ -465,10 +478,10 @@ async def test_database_at_v1_gets_a_later_migration_and_keeps_its_settings(tmp_
     assert await schema_version(db) == 2
     assert await db.execute_fetchall("SELECT theme FROM guild_settings") == [("dreamy",)]
     assert await apply_migrations(db, v1_only) == []
-    store = GuildSettingsStore(db, DEFAULTS)
-    got = await store.get(GUILD_A)
-    await store.close()
-    assert got.queue_size == 42 and got.channels == {5, 6}
+    kept = await db.execute_fetchall("SELECT queue_size FROM guild_settings")
+    channels = await db.execute_fetchall("SELECT channel_id FROM guild_channels ORDER BY 1")
+    await db.close()
+    assert list(kept) == [(42,)] and list(channels) == [(5,), (6,)]
 
 
 @pytest.mark.asyncio

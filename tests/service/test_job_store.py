@@ -71,6 +71,27 @@ async def test_a_guided_job_comes_back_with_its_guide_after_a_restart(tmp_path):
         await again.close()
 
 
+async def test_a_moving_job_keeps_its_spec_and_finished_frames_until_it_ends(tmp_path):
+    from dream_engine.motion.spec import MotionSpec
+
+    path = tmp_path / "moving.sqlite3"
+    first = await JobStore.open(path)
+    spec = MotionSpec("zoom", frames=6, zoom=1.1, format="gif")
+    await first.add(record("z1", motion=spec), b"img")
+    for number in (1, 2, 4):  # frame 3 was not saved: only 1 and 2 can be built on
+        await first.add_frame("z1", number, f"frame {number}".encode())
+    await first.close()
+    again = await JobStore.open(path)  # the restart
+    try:
+        (resumed,) = (await again.resume()).jobs
+        assert resumed.motion == spec
+        assert await again.frames("z1") == [b"frame 1", b"frame 2"]
+        await again.finish("z1", JobState.DONE)
+        assert await again.frames("z1") == []
+    finally:
+        await again.close()
+
+
 async def test_resume_returns_unfinished_jobs_in_accept_order(store):
     for job_id in ("c", "a", "b", "done"):
         await store.add(record(job_id), b"img")

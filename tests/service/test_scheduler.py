@@ -225,6 +225,65 @@ async def test_a_guided_job_keeps_its_guide_across_a_restart(tmp_path):
         await scheduler.store.close()
 
 
+class FramesExecutor(GatedExecutor):
+    """A moving dream: one frame a tick, each reported finished, until cancelled; then what
+    is done comes back (as `run_motion` returns it)."""
+
+    async def submit(self, request, on_progress, cancel):
+        from dream_engine.core.results import Progress
+
+        self.started.append(request.label)
+        self.requests.append(request)
+        frames = list(request.done)
+        planned = request.motion.frames
+        while len(frames) < planned and not cancel.is_set():
+            await asyncio.sleep(0.02)
+            frame = Image.new("RGB", (64, 48), (len(frames) * 40, 0, 0))
+            frames.append(frame)
+            on_progress(Progress(1, 1, 1, 1, 0.0, 0.0, True, frame=len(frames),
+                                 frames=planned, finished_frame=frame))  # fmt: skip
+            while len(frames) >= 2 and not (self.gate.is_set() or cancel.is_set()):
+                await asyncio.sleep(0.01)  # held after two frames until the test says
+        return DreamResult(
+            image=frames[-1], octaves=[], losses=[], params=request.params, seconds=0.1,
+            frames=frames, fps=12.0, planned_frames=planned,
+        )  # fmt: skip
+
+
+async def test_a_moving_dream_stopped_by_a_shutdown_goes_on_after_its_frames(tmp_path):
+    from dream_engine.motion.spec import MotionSpec
+
+    db_path = tmp_path / "jobs.sqlite3"
+    executor = FramesExecutor()
+    scheduler, told = await open_scheduler(db_path, executor)
+    zoom = MotionSpec("zoom", frames=4)
+    ticket = await scheduler.accept(
+        guild_id=1, user_id=10, channel_id=2, limits=LIMITS, image=png(),
+        record_for=lambda job_id: replace(record_for(10)(job_id), motion=zoom),
+    )  # fmt: skip
+    await until(lambda: len(executor.requests) == 1)
+    await until(lambda: ticket.latest is not None and ticket.latest.frame == 2)
+    assert ticket.latest.finished_frame is None  # kept by the store, not by the ticket
+    await scheduler.close()  # a shutdown, not the member: paused, not posted half done
+    assert ("paused", ticket.job_id, Pause.STOPPED) in told.events
+    assert not told.of("finished")
+    assert len(await scheduler.store.frames(ticket.job_id)) == 2
+    await scheduler.store.close()
+
+    executor = FramesExecutor()
+    executor.gate.set()
+    scheduler, told = await open_scheduler(db_path, executor)
+    try:
+        await until(lambda: told.of("finished") == [ticket.job_id])
+        (request,) = executor.requests
+        assert request.motion == zoom and len(request.done) == 2
+        assert request.done[1].getpixel((0, 0)) == (40, 0, 0)  # the frames it had finished
+        assert await scheduler.store.frames(ticket.job_id) == []  # dropped once it ended
+    finally:
+        await scheduler.close()
+        await scheduler.store.close()
+
+
 async def test_a_running_dream_cancelled_by_its_member_ends_cancelled_on_disk(tmp_path):
     executor = GatedExecutor()
     scheduler, told = await open_scheduler(tmp_path / "jobs.sqlite3", executor)
