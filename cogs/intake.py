@@ -34,7 +34,7 @@ from dream_engine.media.clips import (
     probe_clip,
     side_within_budget,
 )
-from dream_engine.media.images import check_upload, decode_image
+from dream_engine.media.images import CLIP_CONTENT_TYPES, check_upload, decode_image
 from dream_engine.motion.spec import MotionSpec
 from dream_engine.service.job_store import JobRecord
 from dream_engine.service.queue import GuildLimits
@@ -385,8 +385,9 @@ def takes(bot: DreamBot, source: ImageSource) -> bool:
     """Whether a picture passes the checks made before downloading."""
     try:
         check_upload(
-            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes
-        )
+            source.size, source.content_type, source.filename, bot.settings.max_upload_bytes,
+            clips=True,
+        )  # fmt: skip
     except ImageError:
         return False
     return True
@@ -409,6 +410,7 @@ def pictures_in(
         )
         for a in message.attachments
         if (a.content_type or "image/").startswith("image/")
+        or (a.content_type or "").split(";")[0] in CLIP_CONTENT_TYPES  # a clip, dreamed as one
     ]
     for embed in message.embeds:
         for media in (embed.image, embed.thumbnail):

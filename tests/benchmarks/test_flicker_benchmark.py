@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.flicker import BLENDS, camera_move, change, flicker, strength
-from tests.conftest import REPO
+from benchmarks.flicker import main as run_benchmark
 
 
 def test_a_pattern_that_moves_with_the_picture_does_not_flicker_and_new_ones_do():
@@ -40,14 +38,10 @@ def test_the_camera_moves_smoothly_at_the_size_asked():
     assert len(views) == 6 and {view.size for view in views} == {(120, 80)}
 
 
-@pytest.mark.slow  # builds the dogs model in a process of its own
-def test_quick_run_prints_the_input_and_every_blend():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.flicker", "--quick"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+@pytest.mark.slow  # builds the dogs model (in this process: one process start less)
+def test_quick_run_prints_the_input_and_every_blend(capsys):
+    run_benchmark(["--quick"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert records[0]["case"] == "input"
     assert [record["blend"] for record in records[1:]] == list(BLENDS)
     assert all(record["strength"] > 0 and record["flicker"] > 0 for record in records[1:])

@@ -129,3 +129,18 @@ async def test_bad_motion_input_is_refused_privately_and_nothing_is_queued(world
     inter = await fake.slash(guild, bob, "dream", {"image": clip, **QUICK})
     assert "has 12 frames; the limit here is 8" in await private_reply(inter, timeout=DREAM)
     assert len(bot.queue) == 0
+
+
+async def test_dream_this_image_on_a_posted_video_dreams_the_clip(world):
+    fake, _bot, guild = world
+    bob = fake.add_member(guild, "bob")
+    eve = fake.add_member(guild, "eve")
+    video = fake.add_attachment("walk.mp4", encode_clip(moving(6), 8.0, "mp4"), "video/mp4")
+    post = fake.add_message(guild.text_channel, eve, "look", attachments=[video])
+    inter = await fake.context_menu(guild, bob, "Dream this image", post)
+    assert (await inter.wait_callback()).ephemeral
+    menu = inter.original
+    select = menu.components[0]["components"][0]
+    picked = await fake.click(guild, bob, menu, select["custom_id"], values=["one-octave"])
+    result = await picked.wait_original(delivered, timeout=DREAM)
+    assert mp4_frames(result.files[0].data)[:2] == (6, 8.0)

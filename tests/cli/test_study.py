@@ -51,24 +51,20 @@ def test_compare_presets_default_output_next_to_the_input(photo, capsys):
     assert grid_of(output).shape[1] > 2 * 120
 
 
-@pytest.mark.slow  # a CLI process builds and dreams
-def test_layers_sheet_of_chosen_layers(tmp_path, photo):
+@pytest.mark.slow  # builds an engine and dreams (in-process: one process start less)
+def test_layers_sheet_of_chosen_layers(tmp_path, photo, capsys):
     output = tmp_path / "sheet.png"
-    result = run_cli(
-        "layers", str(photo), "--layers", "mixed0,mixed3,mixed5", "-o", str(output),
-        "--guide", str(photo), *QUICK,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "3 dreams" in result.stdout
+    argv = ["layers", str(photo), "--layers", "mixed0,mixed3,mixed5", "-o", str(output)]
+    assert main([*argv, "--guide", str(photo), *QUICK]) == 0
+    assert "3 dreams" in capsys.readouterr().out
     assert grid_of(output).shape[1] > 3 * 120
 
 
-@pytest.mark.slow  # a CLI process builds and dreams
-def test_kinds_needs_no_input(tmp_path):
+@pytest.mark.slow  # builds an engine and dreams
+def test_kinds_needs_no_input(tmp_path, capsys):
     output = tmp_path / "kinds.png"
-    result = run_cli("kinds", "-o", str(output), "--seed", "3", *QUICK)
-    assert result.returncode == 0, result.stderr
-    assert "5 dreams" in result.stdout
+    assert main(["kinds", "-o", str(output), "--seed", "3", *QUICK]) == 0
+    assert "5 dreams" in capsys.readouterr().out
     grid = grid_of(output)
     assert grid.shape[1] > 5 * 100 and grid.shape[1] > grid.shape[0]  # inputs over dreams
 

@@ -73,6 +73,10 @@ def test_webm_and_gif_are_clips_and_a_still_is_not():
     info = probe_clip(animated, ClipLimits())
     assert (info.kind, info.frames, info.fps) == ("GIF", 6, 12.5)
     assert len(decode_clip(animated, ClipLimits()).frames) == 6
+    webp = io.BytesIO()
+    frames[0].save(webp, "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    info = probe_clip(webp.getvalue(), ClipLimits())
+    assert (info.kind, info.frames, info.fps) == ("WebP", 6, 10.0)
     still = io.BytesIO()
     frames[0].save(still, "GIF")
     assert not is_clip(still.getvalue())

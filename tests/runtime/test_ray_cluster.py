@@ -162,6 +162,18 @@ async def test_a_guide_reaches_the_remote_engine(executor):
 
 
 @module_loop
+async def test_a_zoom_runs_on_a_remote_worker_and_its_frames_come_back(executor):
+    from dream_engine.motion.spec import MotionSpec
+
+    events: list[Progress] = []
+    zoom = request(FAST.replace(octaves=1), motion=MotionSpec("zoom", frames=3))
+    result = await asyncio.wait_for(executor.submit(zoom, events.append, threading.Event()), WAIT)
+    assert len(result.frames) == result.planned_frames == 3 and result.fps == 12.0
+    finished = [event.finished_frame for event in events if event.finished_frame is not None]
+    assert len(finished) == 3 and finished[-1].size == result.frames[-1].size
+
+
+@module_loop
 async def test_cancel_reaches_a_running_remote_job(executor):
     cancel = threading.Event()
     steps: list[int] = []
