@@ -47,6 +47,7 @@ from dream_engine.service.guild_settings import (
 )
 from dream_engine.service.job_store import JobStore
 from dream_engine.service.queue import GuildLimits, JobQueue
+from dream_engine.service.quotas import QuotaStore
 from dream_engine.service.scheduler import Scheduler, SchedulerSettings
 from dream_engine.service.sources import ImageSourceStore
 from dream_engine.study.sweeps import VARIANTS_RANGE
@@ -290,6 +291,7 @@ class DreamBot(commands.Bot):
         self.guild_settings: GuildSettingsStore | None = None
         self.sources: ImageSourceStore | None = None
         self.jobs: JobStore | None = None
+        self.quotas: QuotaStore | None = None
 
     async def setup_hook(self) -> None:
         await self.open_stores()
@@ -316,6 +318,7 @@ class DreamBot(commands.Bot):
             )
             self.sources = await ImageSourceStore.open(self.settings.db_path)
             self.jobs = await JobStore.open(self.settings.db_path)
+            self.quotas = await QuotaStore.open(self.settings.db_path)
             self.dreams = Scheduler(
                 self.queue,
                 self.jobs,
@@ -350,8 +353,8 @@ class DreamBot(commands.Bot):
 
     async def _close_stores(self) -> None:
         # discord.py may call close() again from connect(); close each store once.
-        stores = (self.guild_settings, self.sources, self.jobs)
-        self.guild_settings, self.sources, self.jobs = None, None, None
+        stores = (self.guild_settings, self.sources, self.jobs, self.quotas)
+        self.guild_settings, self.sources, self.jobs, self.quotas = None, None, None, None
         for store in stores:
             if store is not None:
                 await store.close()

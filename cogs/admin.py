@@ -19,6 +19,8 @@ from dream_engine.service.guild_settings import (
     CLIP_FRAMES_RANGE,
     CLIP_MEGAPIXELS_RANGE,
     CLIP_SECONDS_RANGE,
+    COOLDOWN_RANGE,
+    DAILY_LIMIT_RANGE,
     MAX_SIDE_RANGE,
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,
@@ -52,7 +54,9 @@ class DreamAdmin(
     async def _reply(
         self, interaction: discord.Interaction, settings: GuildSettings, what: str
     ) -> None:
-        await interaction.response.send_message(f"{what}\n{_describe(settings)}", ephemeral=True)
+        await interaction.response.send_message(
+            f"{what}\n{_describe(settings)}", ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
 
     @app_commands.command(name="queue-size", description="How many dreams may wait in this server")
     async def queue_size(
@@ -117,6 +121,58 @@ class DreamAdmin(
             interaction, settings,
             f"A clip or zoom may now dream {value} million pixels (it is dreamed smaller to fit).",
         )  # fmt: skip
+
+    @app_commands.command(
+        name="daily-limit", description="Dreams one member may start in any 24 hours (0: no limit)"
+    )
+    async def daily_limit(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[int, DAILY_LIMIT_RANGE[0], DAILY_LIMIT_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, daily_limit=value)
+        said = (
+            f"Each member may now start {value} dreams in any 24 hours."
+            if value
+            else "There is no daily limit now."
+        )
+        await self._reply(interaction, settings, said)
+
+    @app_commands.command(
+        name="cooldown", description="Seconds between one member's dreams (0: none)"
+    )
+    async def cooldown(
+        self,
+        interaction: discord.Interaction,
+        seconds: app_commands.Range[int, COOLDOWN_RANGE[0], COOLDOWN_RANGE[1]],
+    ) -> None:
+        settings = await self.bot.guild_settings.update(interaction.guild_id, cooldown=seconds)
+        said = (
+            f"A member's dreams now start at least {seconds} s apart."
+            if seconds
+            else "There is no cooldown now."
+        )
+        await self._reply(interaction, settings, said)
+
+    @app_commands.command(
+        name="exempt", description="Members with this role skip the daily limit and cooldown"
+    )
+    async def exempt(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        store = self.bot.guild_settings
+        settings = await store.exempt_role(interaction.guild_id, role.id, exempt=True)
+        await self._reply(
+            interaction, settings, f"{role.mention} now skips the daily limit and cooldown."
+        )
+
+    @app_commands.command(
+        name="unexempt", description="Members with this role follow the daily limit again"
+    )
+    async def unexempt(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        store = self.bot.guild_settings
+        settings = await store.exempt_role(interaction.guild_id, role.id, exempt=False)
+        await self._reply(
+            interaction, settings, f"{role.mention} follows the daily limit and cooldown again."
+        )
 
     @app_commands.command(
         name="channels", description="Where /dream may be used (default: everywhere)"

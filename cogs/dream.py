@@ -110,8 +110,9 @@ class DreamCog(commands.Cog):
         motion = MotionAsk(zoom, zoom_factor, rotate, blend, format)
         if preset is None:
             if not await precheck(
-                self.bot, interaction, source, None, overrides, guide=guide_source, motion=motion
-            ):
+                self.bot, interaction, source, None, overrides, guide=guide_source,
+                motion=motion,
+            ):  # fmt: skip
                 return
             given = {name: value for name, value in overrides.items() if value is not None}
             asked = {"overrides": given, "gallery": gallery, "animate": animate}

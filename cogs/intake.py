@@ -23,7 +23,7 @@ import aiohttp
 import discord
 from discord.http import Route
 
-from cogs.common import NO_MENTIONS
+from cogs.common import NO_MENTIONS, is_guild_admin
 from dream_engine.core.params import DreamParams, parse_channels, parse_layers
 from dream_engine.core.presets import Preset, default_preset_for, get_preset
 from dream_engine.errors import ImageError, ParamError, UserError
@@ -36,8 +36,10 @@ from dream_engine.media.clips import (
 )
 from dream_engine.media.images import CLIP_CONTENT_TYPES, check_upload, decode_image
 from dream_engine.motion.spec import MotionSpec
+from dream_engine.service.guild_settings import GuildSettings
 from dream_engine.service.job_store import JobRecord
 from dream_engine.service.queue import GuildLimits
+from dream_engine.service.quotas import QuotaRules
 from dream_engine.service.scheduler import NOT_SAVED
 from dream_engine.service.sources import ImageSource
 from dream_engine.study.sweeps import Variant
@@ -104,6 +106,7 @@ class Accepted:
     variants: tuple[Variant, ...] = ()
     clip_limits: ClipLimits = field(default_factory=ClipLimits)
     zoom: MotionSpec | None = None  # a zoom asked for (a clip is known once downloaded)
+    quotas: QuotaRules | None = None  # what the member's dreams here count against
 
 
 async def precheck(
@@ -164,13 +167,27 @@ async def precheck(
             )
         limits = settings.limits() if settings else bot.settings.default_limits
         bot.queue.check(guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits)
+        if settings is not None and not quota_exempt(interaction, settings):
+            # A read: the write that counts the dream comes after the answer (`start_dream`).
+            await bot.quotas.reserve(
+                interaction.guild_id, interaction.user.id, settings.quota_rules(), record=False
+            )
     except UserError as error:
         await interaction.response.send_message(
             str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         return None
     max_side = settings.max_side if settings else bot.settings.max_side
-    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom)
+    quotas = (
+        settings.quota_rules() if settings and not quota_exempt(interaction, settings) else None
+    )
+    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom, quotas)
+
+
+def quota_exempt(interaction: discord.Interaction, settings: GuildSettings) -> bool:
+    """Admins, and members with a role the server exempts, skip the daily limit and cooldown."""
+    roles = {role.id for role in getattr(interaction.user, "roles", ())}
+    return is_guild_admin(interaction) or bool(roles & settings.exempt_roles)
 
 
 def check_picture(
@@ -261,7 +278,12 @@ async def start_dream(
     if checked is None:
         return
     await interaction.response.defer(thinking=True)
+    reservation = None
     try:
+        if checked.quotas is not None:  # counted now; given back if refused below
+            reservation = await bot.quotas.reserve(
+                interaction.guild_id, interaction.user.id, checked.quotas
+            )
         if source.id is None:  # kept for "Dream again with…"; after the ack, not before
             source = await bot.sources.save(source)
         data = await download(bot, source)
@@ -289,6 +311,7 @@ async def start_dream(
             record_for=record_for, image=data, guide=guide_data,
         )  # fmt: skip
     except Exception as error:
+        await bot.quotas.release(reservation)  # refused: it does not count
         if not isinstance(error, UserError):  # the disk refused the source, or a bug
             log.exception("could not accept a dream from %s", interaction.user.id)
         # Nothing was queued: swap the public "thinking…" for a private explanation.

@@ -26,6 +26,7 @@ from dream_engine.errors import ParamError
 from dream_engine.media.clips import ClipLimits
 from dream_engine.service.database import open_database, transaction
 from dream_engine.service.queue import GuildLimits
+from dream_engine.service.quotas import QuotaRules
 
 __all__ = [
     "CLIP_FRAMES_RANGE",
@@ -47,6 +48,9 @@ MAX_SIDE_RANGE: Final = (64, 4096)
 CLIP_FRAMES_RANGE: Final = (2, 240)  # frames of a clip or a zoom
 CLIP_SECONDS_RANGE: Final = (1, 60)  # seconds of a clip uploaded
 CLIP_MEGAPIXELS_RANGE: Final = (1, 100)  # million pixels dreamed, every frame summed
+DAILY_LIMIT_RANGE: Final = (0, 1000)  # dreams a member may start in 24 h; 0: no limit
+COOLDOWN_RANGE: Final = (0, 86400)  # seconds between a member's dreams; 0: none
+MAX_EXEMPT_ROLES: Final = 25
 MAX_CHANNELS: Final = 25
 
 _RANGES: Final = {
@@ -56,6 +60,8 @@ _RANGES: Final = {
     "clip_frames": CLIP_FRAMES_RANGE,
     "clip_seconds": CLIP_SECONDS_RANGE,
     "clip_megapixels": CLIP_MEGAPIXELS_RANGE,
+    "daily_limit": DAILY_LIMIT_RANGE,
+    "cooldown": COOLDOWN_RANGE,
 }
 _FIELDS: Final = tuple(_RANGES)  # also the column names in guild_settings
 _SQLITE_MAX_INT: Final = 2**63 - 1  # Discord snowflakes fit; anything bigger is not an id
@@ -99,6 +105,8 @@ class SettingsDefaults:
     clip_frames: int = 48
     clip_seconds: int = 10
     clip_megapixels: int = 6
+    daily_limit: int = 0  # off until a server's admins set one
+    cooldown: int = 0
 
     def __post_init__(self) -> None:
         # Same ranges as admins get: `reset` must never land a server outside them.
@@ -117,12 +125,19 @@ class GuildSettings:
     clip_frames: int = SettingsDefaults.clip_frames
     clip_seconds: int = SettingsDefaults.clip_seconds
     clip_megapixels: int = SettingsDefaults.clip_megapixels
+    daily_limit: int = SettingsDefaults.daily_limit
+    cooldown: int = SettingsDefaults.cooldown
     channels: frozenset[int] = frozenset()  # empty: /dream works in every channel
+    exempt_roles: frozenset[int] = frozenset()  # members with one skip the quotas
     overridden: frozenset[str] = frozenset()  # fields an admin set; the others are defaults
 
     def limits(self) -> GuildLimits:
         """What the job queue enforces for this server."""
         return GuildLimits(queue_size=self.queue_size, user_limit=self.user_limit)
+
+    def quota_rules(self) -> QuotaRules:
+        """How often one member may start a dream here (`quotas.py`)."""
+        return QuotaRules(daily_limit=self.daily_limit, cooldown=self.cooldown)
 
     def clip_limits(self) -> ClipLimits:
         """What one moving dream (a clip uploaded, or a zoom) may hold in this server."""
@@ -153,6 +168,10 @@ class GuildSettings:
             ("Clip frames", shown("clip_frames", str(self.clip_frames))),
             ("Clip seconds", shown("clip_seconds", f"{self.clip_seconds} s")),
             ("Clip pixels", shown("clip_megapixels", f"{self.clip_megapixels} million")),
+            ("Daily limit", shown("daily_limit", f"{self.daily_limit or 'none'}")),
+            ("Cooldown", shown("cooldown", f"{self.cooldown} s" if self.cooldown else "none")),
+            ("Exempt roles", " ".join(f"<@&{role}>" for role in sorted(self.exempt_roles))
+             or "none (admins always are)"),
             ("Channels", channels or "everywhere (default)"),
         ]
 
@@ -261,6 +280,33 @@ class GuildSettingsStore:
                 )
             return await self._read(guild_id)
 
+    async def exempt_role(self, guild_id: int, role_id: int, *, exempt: bool) -> GuildSettings:
+        """Let members with the role skip the daily limit and cooldown, or stop letting them."""
+        _check_guild(guild_id)
+        _check_channel(role_id)  # a snowflake like any other
+        async with self._lock, transaction(self._db):
+            roles = await self._exempt_roles(guild_id)
+            if exempt and role_id not in roles:
+                if len(roles) >= MAX_EXEMPT_ROLES:
+                    raise ParamError(f"at most {MAX_EXEMPT_ROLES} roles can be exempt")
+                await self._ensure_row(guild_id)
+                await self._db.execute(
+                    "INSERT INTO guild_exempt_roles (guild_id, role_id) VALUES (?, ?)",
+                    (guild_id, role_id),
+                )
+            elif not exempt:
+                await self._db.execute(
+                    "DELETE FROM guild_exempt_roles WHERE guild_id = ? AND role_id = ?",
+                    (guild_id, role_id),
+                )
+            return await self._read(guild_id)
+
+    async def _exempt_roles(self, guild_id: int) -> frozenset[int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT role_id FROM guild_exempt_roles WHERE guild_id = ?", (guild_id,)
+        )
+        return frozenset(row[0] for row in rows)
+
     async def remove_channel(self, guild_id: int, channel_id: int) -> GuildSettings:
         """Stop allowing one channel (a no-op if it is not listed).
 
@@ -282,6 +328,9 @@ class GuildSettingsStore:
         async with self._lock, transaction(self._db):
             # Explicit rather than relying on ON DELETE CASCADE alone.
             await self._db.execute("DELETE FROM guild_channels WHERE guild_id = ?", (guild_id,))
+            await self._db.execute(
+                "DELETE FROM guild_exempt_roles WHERE guild_id = ?", (guild_id,)
+            )
             await self._db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
             return await self._read(guild_id)
 
@@ -322,8 +371,9 @@ class GuildSettingsStore:
         if channels:
             overridden.add("channels")
         return GuildSettings(
-            guild_id=guild_id, channels=channels, overridden=frozenset(overridden), **values
-        )
+            guild_id=guild_id, channels=channels, overridden=frozenset(overridden),
+            exempt_roles=await self._exempt_roles(guild_id), **values,
+        )  # fmt: skip
 
 
 def clip_limits_of(values: SettingsDefaults | GuildSettings) -> ClipLimits:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.quality import VARIANTS, high_frequency_share
-from tests.conftest import REPO
+from benchmarks.quality import main as run_benchmark
 
 GREY = Image.new("RGB", (128, 96), (128, 128, 128))
 
@@ -30,14 +28,10 @@ def test_pixel_noise_is_mostly_high_frequency_and_a_broad_wave_is_not():
     assert high_frequency_share(GREY, changed_by(np.full((96, 128, 3), 30.0))) == 0.0  # a tint
 
 
-@pytest.mark.slow  # builds the dogs model in a process of its own
-def test_quick_run_prints_every_variant():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.quality", "--quick"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+@pytest.mark.slow  # builds the dogs model (in this process: one process start less)
+def test_quick_run_prints_every_variant(capsys):
+    run_benchmark(["--quick"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [record["variant"] for record in records] == list(VARIANTS)
     for record in records:
         assert record["objective"] > 0 and 0 <= record["high_frequency_share"] <= 1

@@ -55,16 +55,17 @@ def test_dream_with_gallery_and_overrides(tmp_path, photo):
     ]
 
 
-@pytest.mark.slow  # a CLI process builds and dreams
-def test_a_targeted_channel_dream_with_a_progress_gif(tmp_path, photo):
+@pytest.mark.slow  # builds the dogs model and dreams (in-process: one process start less)
+def test_a_targeted_channel_dream_with_a_progress_gif(tmp_path, photo, capsys):
     output, gif = tmp_path / "dream.png", tmp_path / "anim" / "dream.gif"
-    result = run_cli(
+    code = main([
         str(photo), "-o", str(output), "--model", "dogs", "--target", "PUG", "--target-weight",
         "2", "--channels", "block_9_add:5,block_12_add:7=0.5", "--iterations", "4",
         "--octaves", "2", "--max-side", "120", "--gif", str(gif),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "towards Pug (14)" in result.stdout and f"wrote {gif}" in result.stdout
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "towards Pug (14)" in stdout and f"wrote {gif}" in stdout
     with Image.open(gif) as animation:
         assert animation.is_animated and animation.n_frames > 2
         assert animation.size == (120, 80)

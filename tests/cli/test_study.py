@@ -27,16 +27,17 @@ def grid_of(path: Path) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)
 
 
-@pytest.mark.slow  # a CLI process builds and dreams
-def test_compare_vary_twice_writes_one_grid_of_every_combination(tmp_path, photo):
+@pytest.mark.slow  # builds an engine and dreams (in-process: one process start less)
+def test_compare_vary_twice_writes_one_grid_of_every_combination(tmp_path, photo, capsys):
     output = tmp_path / "grids" / "steps.png"
-    result = run_cli(
+    code = main([
         "compare", str(photo), "--vary", "step=0.005,0.05", "--vary", "layers=mixed0,mixed2",
         "-o", str(output), *QUICK,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout and "4 dreams" in result.stdout
-    assert "scaled down from 240x160 to 120x80" in result.stdout  # said once, not per variant
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "wrote" in stdout and "4 dreams" in stdout
+    assert "scaled down from 240x160 to 120x80" in stdout  # said once, not per variant
     grid = grid_of(output)
     assert grid.shape[1] > 3 * 120 and grid.std() > 20  # 5 tiles, not a blank sheet
 

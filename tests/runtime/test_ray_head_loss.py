@@ -138,7 +138,7 @@ async def test_a_lost_head_leaves_jobs_waiting_and_the_bot_rejoins_when_it_is_ba
         worker_cpus=2,
         ray_poll=1.0,  # and the driver checks the cluster as often
         ray_reconnect=1.0,
-        ray_connect_timeout=20.0,  # each try while the head is down gives up this soon
+        ray_connect_timeout=12.0,  # each try while the head is down gives up this soon
     )
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Art")

@@ -29,6 +29,7 @@ from dream_engine.service.guild_settings import (
     SettingsDefaults,
 )
 from dream_engine.service.queue import GuildLimits
+from dream_engine.service.quotas import QuotaRules
 from dream_engine.service.sources import ImageSource, ImageSourceStore
 from tests.conftest import REPO
 
@@ -387,10 +388,16 @@ async def test_describe_marks_defaults(db_path):
             ("Clip frames", "48 (default)"),
             ("Clip seconds", "10 s (default)"),
             ("Clip pixels", "6 million (default)"),
+            ("Daily limit", "none (default)"),
+            ("Cooldown", "none (default)"),
+            ("Exempt roles", "none (admins always are)"),
             ("Channels", "everywhere (default)"),
         ]
         await store.update(GUILD_A, queue_size=10, max_side=800)  # 10 chosen, though default
-        await store.update(GUILD_A, clip_frames=24, clip_megapixels=3)
+        await store.update(GUILD_A, clip_frames=24, clip_megapixels=3, daily_limit=5, cooldown=30)
+        await store.exempt_role(GUILD_A, 77, exempt=True)
+        await store.exempt_role(GUILD_A, 66, exempt=True)
+        await store.exempt_role(GUILD_A, 77, exempt=False)
         got = await store.set_channels(GUILD_A, [20, 3])
     assert got.describe() == [
         ("Queue size", "10"),
@@ -399,8 +406,14 @@ async def test_describe_marks_defaults(db_path):
         ("Clip frames", "24"),
         ("Clip seconds", "10 s (default)"),
         ("Clip pixels", "3 million"),
+        ("Daily limit", "5"),
+        ("Cooldown", "30 s"),
+        ("Exempt roles", "<@&66>"),
         ("Channels", "<#3>, <#20>"),
     ]
+    assert got.quota_rules() == QuotaRules(daily_limit=5, cooldown=30)
+    async with await open_store(db_path) as store:
+        assert (await store.reset(GUILD_A)).exempt_roles == frozenset()
     limits = got.clip_limits()
     assert (limits.max_frames, limits.max_seconds, limits.max_pixels) == (24, 10.0, 3_000_000)
 
