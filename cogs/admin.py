@@ -155,6 +155,20 @@ class DreamAdmin(
         await self._reply(interaction, settings, said)
 
     @app_commands.command(
+        name="spoiler", description="Post every dream here as a spoiler (eyes, textures...)"
+    )
+    async def spoiler(self, interaction: discord.Interaction, value: Literal["on", "off"]) -> None:
+        on = value == "on"
+        settings = await self.bot.guild_settings.update(interaction.guild_id, spoiler=int(on))
+        said = (
+            "Every dream here is now posted as a spoiler, with its gallery and animation."
+            if on
+            else "Dreams here are no longer posted as spoilers (a member may still ask: "
+            "`/dream spoiler:true`)."
+        )
+        await self._reply(interaction, settings, said)
+
+    @app_commands.command(
         name="exempt", description="Members with this role skip the daily limit and cooldown"
     )
     async def exempt(self, interaction: discord.Interaction, role: discord.Role) -> None:

@@ -171,7 +171,8 @@ class Delivery:
         else:
             encoded = await asyncio.to_thread(encode_to_fit, result.image, record.upload_limit)
         embed = result_embed(ticket, result, encoded.scaled_down)
-        if record.motion is None or record.motion.format == "gif":  # an MP4 plays below it
+        # An MP4 plays below the embed; a spoiler's picture in the embed would show unblurred.
+        if not record.spoiler and (record.motion is None or record.motion.format == "gif"):
             embed.set_image(url=f"attachment://{encoded.filename('dream')}")
         view = (
             picker_view(self.bot, record.source_id, "Dream again with…")
@@ -180,7 +181,9 @@ class Delivery:
         )
 
         def dream_file() -> discord.File:
-            return discord.File(io.BytesIO(encoded.data), filename=encoded.filename("dream"))
+            return discord.File(
+                io.BytesIO(encoded.data), filename=encoded.filename("dream"), spoiler=record.spoiler
+            )
 
         if not await self._edit(
             ticket, content=None, embed=embed, attachments=[dream_file()], view=view
@@ -197,9 +200,9 @@ class Delivery:
         ticket.posted = True
         try:
             if record.gallery:
-                await send_gallery(reply.send, result, record.upload_limit)
+                await send_gallery(reply.send, result, record.upload_limit, record.spoiler)
             if record.animate and result.frames:
-                await send_animation(reply.send, result, record.upload_limit)
+                await send_animation(reply.send, result, record.upload_limit, record.spoiler)
         except discord.HTTPException as error:  # the dream itself is posted: it stays
             log.warning("job %s: gallery or animation not posted: %s", ticket.job_id, error)
             with contextlib.suppress(discord.HTTPException):
@@ -241,7 +244,7 @@ def progress_text(ticket: Ticket) -> str:
     )
 
 
-async def send_gallery(send: Any, result: DreamResult, limit: int) -> None:
+async def send_gallery(send: Any, result: DreamResult, limit: int, spoiler: bool = False) -> None:
     """Every octave (or every variant of a comparison), labelled, in as few messages as
     the 10-file limit allows, the files of one message sharing its upload limit."""
     if result.panels:
@@ -255,14 +258,16 @@ async def send_gallery(send: Any, result: DreamResult, limit: int) -> None:
         encoded = await asyncio.to_thread(encode_to_fit, image, per_file)
         name = "-".join(filter(None, [what[:-1].lower(), f"{index}-of-{total}", label]))
         stem = f"{name}-{image.width}x{image.height}"
-        files.append(discord.File(io.BytesIO(encoded.data), filename=encoded.filename(stem)))
+        files.append(
+            discord.File(io.BytesIO(encoded.data), filename=encoded.filename(stem), spoiler=spoiler)
+        )
     for first in range(0, total, FILES_PER_MESSAGE):
         batch = files[first : first + FILES_PER_MESSAGE]
         order = "in the grid's order" if result.panels else "smallest first"
         await send(f"{what} {first + 1}-{first + len(batch)} of {total}, {order}", files=batch)
 
 
-async def send_animation(send: Any, result: DreamResult, limit: int) -> None:
+async def send_animation(send: Any, result: DreamResult, limit: int, spoiler: bool = False) -> None:
     """The dream forming, as a GIF within the upload limit (or a word on why not)."""
     try:
         data = await asyncio.to_thread(encode_gif_to_fit, result.frames, limit)
@@ -271,7 +276,7 @@ async def send_animation(send: Any, result: DreamResult, limit: int) -> None:
         return
     await send(
         f"How it formed ({len(result.frames)} moments)",
-        file=discord.File(io.BytesIO(data), filename="dream-forming.gif"),
+        file=discord.File(io.BytesIO(data), filename="dream-forming.gif", spoiler=spoiler),
     )
 
 

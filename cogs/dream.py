@@ -69,6 +69,7 @@ class DreamCog(commands.Cog):
         rotate="Degrees each zoom frame turns (-15 to 15, default 0)",
         blend="A clip: how much of each dream the next frame keeps (0-1, default 0.8)",
         format="A zoom or clip comes back as MP4 (default) or GIF",
+        spoiler="Post the dream (and its gallery, GIF) as a spoiler",
     )
     async def dream(
         self,
@@ -97,6 +98,7 @@ class DreamCog(commands.Cog):
         rotate: app_commands.Range[float, -15.0, 15.0] | None = None,
         blend: app_commands.Range[float, 0.0, 1.0] | None = None,
         format: Literal["mp4", "gif"] | None = None,
+        spoiler: bool = False,
     ) -> None:
         overrides = {
             "octaves": octaves, "octave_scale": octave_scale, "step": step,
@@ -115,7 +117,9 @@ class DreamCog(commands.Cog):
             ):  # fmt: skip
                 return
             given = {name: value for name, value in overrides.items() if value is not None}
-            asked = {"overrides": given, "gallery": gallery, "animate": animate}
+            asked = {
+                "overrides": given, "gallery": gallery, "animate": animate, "spoiler": spoiler
+            }  # fmt: skip
             if guide_source is not None:  # found again by the dropdown, like the image
                 asked["guide"] = guide_source.attachment()
             if motion.to_dict():
@@ -131,6 +135,7 @@ class DreamCog(commands.Cog):
         await start_dream(
             self.bot, interaction, source, preset_name=preset, overrides=overrides,
             gallery=gallery, animate=animate, guide=guide_source, motion=motion,
+            spoiler=spoiler,
         )  # fmt: skip
 
     @dream.autocomplete("preset")

@@ -107,6 +107,7 @@ class Accepted:
     clip_limits: ClipLimits = field(default_factory=ClipLimits)
     zoom: MotionSpec | None = None  # a zoom asked for (a clip is known once downloaded)
     quotas: QuotaRules | None = None  # what the member's dreams here count against
+    spoiler: bool = False  # the server posts every result as a spoiler
 
 
 async def precheck(
@@ -181,7 +182,8 @@ async def precheck(
     quotas = (
         settings.quota_rules() if settings and not quota_exempt(interaction, settings) else None
     )
-    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom, quotas)
+    spoiler = bool(settings and settings.spoiler)
+    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom, quotas, spoiler)
 
 
 def quota_exempt(interaction: discord.Interaction, settings: GuildSettings) -> bool:
@@ -268,6 +270,7 @@ async def start_dream(
     title: str | None = None,
     guide: ImageSource | None = None,
     motion: MotionAsk = MotionAsk(),
+    spoiler: bool = False,
 ) -> None:
     """Accept a dream (or, with `variants`, a comparison in one grid) and queue it;
     `guide` steers it (downloaded and checked like the image, kept with the job);
@@ -302,7 +305,7 @@ async def start_dream(
             guide_name = None if guide is None else guide.filename
             return replace(
                 record, title=title, animate=animate, guide_name=guide_name, motion=moving,
-                max_side=side,
+                max_side=side, spoiler=spoiler or checked.spoiler,
             )  # fmt: skip
 
         await bot.dreams.accept(

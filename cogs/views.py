@@ -108,7 +108,7 @@ class PresetPicker(
             guide=None if guide is None else ImageSource.unsaved(
                 **guide, guild_id=source.guild_id, user_id=source.user_id
             ),
-            motion=MotionAsk(**asked.get("motion", {})),
+            motion=MotionAsk(**asked.get("motion", {})), spoiler=asked.get("spoiler", False),
         )  # fmt: skip
 
 

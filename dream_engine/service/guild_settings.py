@@ -50,6 +50,7 @@ CLIP_SECONDS_RANGE: Final = (1, 60)  # seconds of a clip uploaded
 CLIP_MEGAPIXELS_RANGE: Final = (1, 100)  # million pixels dreamed, every frame summed
 DAILY_LIMIT_RANGE: Final = (0, 1000)  # dreams a member may start in 24 h; 0: no limit
 COOLDOWN_RANGE: Final = (0, 86400)  # seconds between a member's dreams; 0: none
+SPOILER_RANGE: Final = (0, 1)  # 1: every result is posted as a spoiler
 MAX_EXEMPT_ROLES: Final = 25
 MAX_CHANNELS: Final = 25
 
@@ -62,6 +63,7 @@ _RANGES: Final = {
     "clip_megapixels": CLIP_MEGAPIXELS_RANGE,
     "daily_limit": DAILY_LIMIT_RANGE,
     "cooldown": COOLDOWN_RANGE,
+    "spoiler": SPOILER_RANGE,
 }
 _FIELDS: Final = tuple(_RANGES)  # also the column names in guild_settings
 _SQLITE_MAX_INT: Final = 2**63 - 1  # Discord snowflakes fit; anything bigger is not an id
@@ -107,6 +109,7 @@ class SettingsDefaults:
     clip_megapixels: int = 6
     daily_limit: int = 0  # off until a server's admins set one
     cooldown: int = 0
+    spoiler: int = 0  # results as spoilers: off until a server's admins turn it on
 
     def __post_init__(self) -> None:
         # Same ranges as admins get: `reset` must never land a server outside them.
@@ -127,6 +130,7 @@ class GuildSettings:
     clip_megapixels: int = SettingsDefaults.clip_megapixels
     daily_limit: int = SettingsDefaults.daily_limit
     cooldown: int = SettingsDefaults.cooldown
+    spoiler: int = SettingsDefaults.spoiler
     channels: frozenset[int] = frozenset()  # empty: /dream works in every channel
     exempt_roles: frozenset[int] = frozenset()  # members with one skip the quotas
     overridden: frozenset[str] = frozenset()  # fields an admin set; the others are defaults
@@ -170,6 +174,7 @@ class GuildSettings:
             ("Clip pixels", shown("clip_megapixels", f"{self.clip_megapixels} million")),
             ("Daily limit", shown("daily_limit", f"{self.daily_limit or 'none'}")),
             ("Cooldown", shown("cooldown", f"{self.cooldown} s" if self.cooldown else "none")),
+            ("Spoilers", shown("spoiler", "on" if self.spoiler else "off")),
             ("Exempt roles", " ".join(f"<@&{role}>" for role in sorted(self.exempt_roles))
              or "none (admins always are)"),
             ("Channels", channels or "everywhere (default)"),

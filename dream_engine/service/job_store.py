@@ -43,7 +43,7 @@ KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
-    " interruptions, accepted_at, variants, title, animate, guide_name, motion"
+    " interruptions, accepted_at, variants, title, animate, guide_name, motion, spoiler"
 )
 
 
@@ -74,6 +74,7 @@ class JobRecord:
     animate: bool = False  # also deliver a GIF of the dream forming
     guide_name: str | None = None  # the guide image's file name; its bytes are kept apart
     motion: MotionSpec | None = None  # a zoom or a clip; its finished frames are kept apart
+    spoiler: bool = False  # its files are posted as spoilers
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class JobStore:
         )
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, guide, updated_at)"
-            f" VALUES ({', '.join('?' * 26)})",
+            f" VALUES ({', '.join('?' * 27)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
@@ -112,7 +113,7 @@ class JobStore:
                 json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
                 job.title, int(job.animate), job.guide_name,
                 None if job.motion is None else json.dumps(job.motion.to_dict()),
-                image, guide, now,
+                int(job.spoiler), image, guide, now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -245,7 +246,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
         max_side, state, interruptions, accepted_at, variants, title, animate, guide_name,
-        motion,
+        motion, spoiler,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -260,4 +261,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         ),
         title=title, animate=bool(animate), guide_name=guide_name,
         motion=None if motion is None else MotionSpec.from_dict(json.loads(motion)),
+        spoiler=bool(spoiler),
     )  # fmt: skip

@@ -390,11 +390,13 @@ async def test_describe_marks_defaults(db_path):
             ("Clip pixels", "6 million (default)"),
             ("Daily limit", "none (default)"),
             ("Cooldown", "none (default)"),
+            ("Spoilers", "off (default)"),
             ("Exempt roles", "none (admins always are)"),
             ("Channels", "everywhere (default)"),
         ]
         await store.update(GUILD_A, queue_size=10, max_side=800)  # 10 chosen, though default
         await store.update(GUILD_A, clip_frames=24, clip_megapixels=3, daily_limit=5, cooldown=30)
+        await store.update(GUILD_A, spoiler=1)
         await store.exempt_role(GUILD_A, 77, exempt=True)
         await store.exempt_role(GUILD_A, 66, exempt=True)
         await store.exempt_role(GUILD_A, 77, exempt=False)
@@ -408,6 +410,7 @@ async def test_describe_marks_defaults(db_path):
         ("Clip pixels", "3 million"),
         ("Daily limit", "5"),
         ("Cooldown", "30 s"),
+        ("Spoilers", "on"),
         ("Exempt roles", "<@&66>"),
         ("Channels", "<#3>, <#20>"),
     ]

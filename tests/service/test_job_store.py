@@ -46,7 +46,7 @@ async def test_a_saved_job_comes_back_whole_with_its_upload(store):
 async def test_a_comparison_with_an_animation_flag_comes_back_whole(store):
     base = record("c1").params
     variants = tuple(Variant(f"step={step:g}", base.replace(step=step)) for step in (0.005, 0.05))
-    saved = record("c1", variants=variants, title="balanced", animate=True)
+    saved = record("c1", variants=variants, title="balanced", animate=True, spoiler=True)
     await store.add(saved, b"img")
     assert await store.get("c1") == saved
     (resumed,) = (await store.resume()).jobs
