@@ -22,7 +22,7 @@ import discord
 
 from cogs.common import duration, ordinal, progress_bar
 from cogs.replies import JobReply
-from cogs.views import cancel_view, picker_view
+from cogs.views import cancel_view, result_view
 from dream_engine.media.animation import encode_gif_to_fit
 from dream_engine.media.clip_encoding import encode_clip_to_fit
 from dream_engine.media.images import encode_to_fit
@@ -174,11 +174,7 @@ class Delivery:
         # An MP4 plays below the embed; a spoiler's picture in the embed would show unblurred.
         if not record.spoiler and (record.motion is None or record.motion.format == "gif"):
             embed.set_image(url=f"attachment://{encoded.filename('dream')}")
-        view = (
-            picker_view(self.bot, record.source_id, "Dream again with…")
-            if record.source_id is not None
-            else discord.utils.MISSING
-        )
+        view = result_view(self.bot, record.source_id, record.user_id)
 
         def dream_file() -> discord.File:
             return discord.File(

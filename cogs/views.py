@@ -8,6 +8,7 @@ intake through `cogs.intake`, never through another cog.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import discord
@@ -112,6 +113,48 @@ class PresetPicker(
         )  # fmt: skip
 
 
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"dream:delete:(?P<owner>\d+)"
+):
+    """Remove a posted dream: its owner (the id in the custom_id) or a server admin may."""
+
+    def __init__(self, owner_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete", style=discord.ButtonStyle.danger,
+                custom_id=f"dream:delete:{owner_id}",
+            )
+        )  # fmt: skip
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
+        return cls(int(match["owner"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.owner_id and not is_guild_admin(interaction):
+            await interaction.response.send_message(
+                "Only the member who asked for this dream, or a server admin, can delete it.",
+                ephemeral=True,
+            )
+            return
+        if interaction.message is not None:
+            with contextlib.suppress(discord.NotFound):  # deleted already: the wish holds
+                await interaction.message.delete()
+        await interaction.response.send_message("Deleted.", ephemeral=True)
+
+
+def result_view(bot: DreamBot, source_id: int | None, owner_id: int) -> discord.ui.View:
+    """Under a posted dream: "Dream again with…" (when its image is remembered) and Delete."""
+    view = (
+        picker_view(bot, source_id, "Dream again with…")
+        if source_id is not None
+        else discord.ui.View(timeout=None)
+    )
+    view.add_item(DeleteButton(owner_id))
+    return view
+
+
 def picker_view(
     bot: DreamBot, source_id: int, placeholder: str, *, asked: bool = False
 ) -> discord.ui.View:
@@ -135,4 +178,4 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 #: Registered once at start-up so their callbacks answer after any restart.
-PERSISTENT_ITEMS = (CancelButton, PresetPicker)
+PERSISTENT_ITEMS = (CancelButton, PresetPicker, DeleteButton)
