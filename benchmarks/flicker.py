@@ -62,21 +62,12 @@ def change(frames: Sequence[Image.Image]) -> float:
 
 def flicker(frames: Sequence[Image.Image], inputs: Sequence[Image.Image]) -> float:
     """Mean |frame - the frame before, moved along the inputs' optical flow|."""
-    import cv2
-
-    from dream_engine.motion.warps import flow_between, to_array
+    from dream_engine.motion.warps import flow_between, follow_flow, to_array
 
     errors = []
     for index in range(1, len(frames)):
         flow = flow_between(to_array(inputs[index]), to_array(inputs[index - 1]))
-        height, width = flow.shape[:2]
-        grid_x, grid_y = np.meshgrid(
-            np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
-        )
-        before = cv2.remap(
-            to_array(frames[index - 1]), grid_x + flow[..., 0], grid_y + flow[..., 1],
-            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT,
-        )  # fmt: skip
+        before = follow_flow(to_array(frames[index - 1]), flow)
         errors.append(float(np.abs(to_array(frames[index]) - before).mean()))
     return float(np.mean(errors))
 

@@ -31,7 +31,6 @@ from dream_engine.media.clips import (
     ClipLimits,
     decode_clip,
     is_clip,
-    probe_clip,
     side_within_budget,
 )
 from dream_engine.media.images import CLIP_CONTENT_TYPES, check_upload, decode_image
@@ -205,10 +204,9 @@ def check_picture(
             raise ParamError(
                 f"{extras[0]}: a clip is posted as the dreamed clip itself; leave out {extras[0]}."
             )
-        info = probe_clip(data, checked.clip_limits)
-        side = side_within_budget(info.size, info.frames, checked.clip_limits, checked.max_side)
-        clip = decode_clip(data, checked.clip_limits, side)  # a damaged stream is refused here
-        return ask.clip_spec(len(clip.frames), clip.fps), side
+        # Decoded now, so a damaged stream is refused before anything is queued.
+        clip = decode_clip(data, checked.clip_limits, checked.max_side)
+        return ask.clip_spec(len(clip.frames), clip.fps), max(clip.size)
     for name in ("blend", "format"):
         if checked.zoom is None and getattr(ask, name) is not None:
             raise ParamError(

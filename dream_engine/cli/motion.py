@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dream_engine.cli.flags import (
     OneLineParser,
@@ -23,8 +24,12 @@ from dream_engine.cli.flags import (
     load_guide,
     resolve_params,
 )
+from dream_engine.core.params import DreamParams
 from dream_engine.errors import ParamError, UserError
 from dream_engine.motion.spec import FORMATS, MAX_ZOOM_FRAMES, MotionSpec
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["add_clip_flags", "build_parser", "dream_clip", "zoom"]
 
@@ -104,7 +109,13 @@ def dream_clip(args: argparse.Namespace, data: bytes) -> int:
     return _run(args, spec, params, list(clip.frames), output)
 
 
-def _run(args: argparse.Namespace, spec: MotionSpec, params, inputs, output: Path) -> int:
+def _run(
+    args: argparse.Namespace,
+    spec: MotionSpec,
+    params: DreamParams,
+    inputs: list[Image.Image],
+    output: Path,
+) -> int:
     from dream_engine.media.clip_encoding import encode_clip
     from dream_engine.motion.sequences import run_motion
 

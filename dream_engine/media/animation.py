@@ -43,14 +43,21 @@ def encode_gif(
     max_side: int | None = None,
     colours: int = 256,
     play_ms: int = PLAY_MS,
+    *,
+    frame_ms: int | None = None,
 ) -> bytes:
-    """All `frames` as a looping GIF, scaled to fit `max_side`, with `colours` per frame."""
+    """All `frames` as a looping GIF, scaled to fit `max_side`, with `colours` per frame:
+    played in about `play_ms`, the finished dream held at the end; or, with `frame_ms`
+    (a clip, whose rate is its own), every frame shown that long."""
     if not frames:
         raise ValueError("no frames to animate")
     size = _fit(frames[0].size, max_side)
     shown = [_paletted(frame, size, colours) for frame in frames]
-    each = min(max(play_ms // len(shown), FRAME_MS[0]), FRAME_MS[1])
-    durations = [each] * (len(shown) - 1) + [HOLD_LAST_MS]
+    if frame_ms is not None:
+        durations = [frame_ms] * len(shown)
+    else:
+        each = min(max(play_ms // len(shown), FRAME_MS[0]), FRAME_MS[1])
+        durations = [each] * (len(shown) - 1) + [HOLD_LAST_MS]
     buffer = io.BytesIO()
     shown[0].save(
         buffer,

@@ -10,7 +10,6 @@ PyAV (FFmpeg's libx264) encodes the video; Pillow the GIF. No TensorFlow.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image
+
+from dream_engine.media.animation import encode_gif
 
 __all__ = ["CLIP_FORMATS", "EncodedClip", "encode_clip", "encode_clip_to_fit"]
 
@@ -105,18 +106,8 @@ def _write_mp4(path: Path, frames: list[Image.Image], fps: float, crf: int) -> N
 
 
 def _gif(frames: list[Image.Image], fps: float, colours: int) -> bytes:
-    shown = [frame.quantize(colours, method=Image.Quantize.FASTOCTREE) for frame in frames]
-    buffer = io.BytesIO()
-    shown[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=shown[1:],
-        duration=max(20, round(1000 / fps)),  # GIF counts in 10 ms; browsers floor at 20
-        loop=0,
-        disposal=1,
-    )
-    return buffer.getvalue()
+    # GIF counts in 10 ms; browsers show anything shorter than 20 ms as 100.
+    return encode_gif(frames, colours=colours, frame_ms=max(20, round(1000 / fps)))
 
 
 def _fit(size: tuple[int, int], side: int | None, *, even: bool) -> tuple[int, int]:

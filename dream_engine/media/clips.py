@@ -93,9 +93,10 @@ def is_clip(data: bytes) -> bool:
     return False
 
 
-def probe_clip(data: bytes, limits: ClipLimits, max_side: int | None = None) -> ClipInfo:
+def probe_clip(data: bytes, limits: ClipLimits) -> ClipInfo:
     """The clip's frames, rate, length and size, refused (`ClipTooLongError`,
-    `DamagedImageError`) when over `limits` or unreadable; nothing is decoded."""
+    `DamagedImageError`) when it has more frames or seconds than `limits` allow, or is
+    unreadable; nothing is decoded. (The pixels are fitted, not refused: `decode_clip`.)"""
     info = _probe_animation(data) if _is_animation(data) else _probe_video(data)
     if info.frames < 2:
         raise DamagedImageError(
@@ -113,28 +114,21 @@ def probe_clip(data: bytes, limits: ClipLimits, max_side: int | None = None) -> 
             f"This clip lasts {info.seconds:.1f} s; the limit here is {limits.max_seconds:g} s. "
             "Trim it and try again."
         )
-    width, height = _dreamed_size(info.size, max_side)
-    pixels = info.frames * width * height
-    if pixels > limits.max_pixels:
-        raise TooManyPixelsError(
-            f"This clip is {info.frames} frames of {width}x{height} px, {pixels / 1e6:.1f} "
-            f"million pixels to dream; the limit here is {limits.max_pixels / 1e6:g} million. "
-            "Send fewer frames or a smaller clip."
-        )
     return info
 
 
 def decode_clip(data: bytes, limits: ClipLimits, max_side: int | None = None) -> Clip:
-    """Every frame as RGB at the size it is dreamed at (within `max_side`), checked by
-    `probe_clip` first; a stream that breaks while decoding is a `DamagedImageError`."""
-    info = probe_clip(data, limits, max_side)
-    frames = _animation_frames(data) if _is_animation(data) else _video_frames(data, info)
-    size = _dreamed_size(frames[0].size, max_side)
-    shown = tuple(
-        frame if frame.size == size else frame.resize(size, Image.Resampling.LANCZOS)
-        for frame in frames[: limits.max_frames]
-    )
-    return Clip(shown, info.fps)
+    """Every frame as RGB at the size it is dreamed at: within `max_side`, and smaller
+    still where every frame's pixels, summed, would pass `limits.max_pixels`
+    (`side_within_budget`, which refuses below `MIN_CLIP_SIDE`). Checked by `probe_clip`
+    first; a stream that breaks while decoding is a `DamagedImageError`."""
+    info = probe_clip(data, limits)
+    side = side_within_budget(info.size, info.frames, limits, max_side)
+    size = _dreamed_size(info.size, side)
+    # Each frame is brought to that size as it is decoded: a 4K clip never holds more
+    # than one full-size frame in memory.
+    read = _animation_frames if _is_animation(data) else _video_frames
+    return Clip(tuple(read(data, info, size)), info.fps)
 
 
 def side_within_budget(
@@ -180,12 +174,16 @@ def _probe_animation(data: bytes) -> ClipInfo:
     return ClipInfo(kind, frames, _rate(frames / seconds if seconds else 10.0), seconds, size)
 
 
-def _animation_frames(data: bytes) -> list[Image.Image]:
+def _animation_frames(data: bytes, info: ClipInfo, size: tuple[int, int]) -> list[Image.Image]:
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
+            return [_sized(frame.convert("RGB"), size) for frame in ImageSequence.Iterator(image)]
     except Exception as error:
-        raise DamagedImageError(_damaged("animation")) from error
+        raise DamagedImageError(_damaged(info.kind)) from error
+
+
+def _sized(frame: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return frame if frame.size == size else frame.resize(size, Image.Resampling.LANCZOS)
 
 
 # -- video: PyAV (FFmpeg) -----------------------------------------------------------------------
@@ -208,9 +206,7 @@ def _probe_video(data: bytes) -> ClipInfo:
             frames = sum(1 for packet in container.demux(stream) if packet.size)
             promised = stream.frames  # the header's count, where it keeps one (MP4 does)
             rate = stream.average_rate or stream.guessed_rate
-            seconds = (
-                float(container.duration / av.time_base) if container.duration else 0.0
-            )
+            seconds = float(container.duration / av.time_base) if container.duration else 0.0
     except DamagedImageError:
         raise
     except Exception as error:  # av.error.InvalidDataError and kin: not a stream FFmpeg reads
@@ -228,7 +224,7 @@ def _probe_video(data: bytes) -> ClipInfo:
     return ClipInfo(kind, frames, fps, seconds, size)
 
 
-def _video_frames(data: bytes, info: ClipInfo) -> list[Image.Image]:
+def _video_frames(data: bytes, info: ClipInfo, size: tuple[int, int]) -> list[Image.Image]:
     import av
 
     frames: list[Image.Image] = []
@@ -236,7 +232,7 @@ def _video_frames(data: bytes, info: ClipInfo) -> list[Image.Image]:
         with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.video[0]
             for frame in container.decode(stream):
-                frames.append(frame.to_image().convert("RGB"))
+                frames.append(_sized(frame.to_image().convert("RGB"), size))
                 if len(frames) >= info.frames:
                     break
     except Exception as error:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["carry_dream", "flow_between", "to_array", "to_image", "zoom_into"]
+__all__ = ["carry_dream", "flow_between", "follow_flow", "to_array", "to_image", "zoom_into"]
 
 
 def to_array(image: Image.Image) -> np.ndarray:
@@ -48,17 +48,21 @@ def carry_dream(
     moved along the flow from `frame` back to `previous_frame`."""
     if blend == 0:
         return frame
-    flow = flow_between(frame, previous_frame)
+    moved = follow_flow(previous_dream - previous_frame, flow_between(frame, previous_frame))
+    return np.clip(frame + blend * moved, 0, 255)
+
+
+def follow_flow(array: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """`array` (of the frame before) moved to where `flow` (from `flow_between`) says each
+    pixel of the new frame came from."""
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(
         np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
     )
-    change = previous_dream - previous_frame
-    moved = cv2.remap(
-        change, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+    return cv2.remap(
+        array, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT,
     )  # fmt: skip
-    return np.clip(frame + blend * moved, 0, 255)
 
 
 def zoom_into(image: np.ndarray, zoom: float, rotate: float) -> np.ndarray:
