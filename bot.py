@@ -45,6 +45,7 @@ from dream_engine.service.guild_settings import (
     SettingsDefaults,
     clip_limits_of,
 )
+from dream_engine.service.history import DEFAULT_RETENTION_DAYS, DreamHistory
 from dream_engine.service.job_store import JobStore
 from dream_engine.service.queue import GuildLimits, JobQueue
 from dream_engine.service.quotas import QuotaStore
@@ -54,7 +55,10 @@ from dream_engine.study.sweeps import VARIANTS_RANGE
 
 log = logging.getLogger("dreambot")
 
-EXTENSIONS = ("cogs.dream", "cogs.compare", "cogs.queue", "cogs.admin")
+# cogs.i18n sets the translator that localises the commands when setup_hook syncs them.
+EXTENSIONS = (
+    "cogs.i18n", "cogs.dream", "cogs.compare", "cogs.queue", "cogs.history", "cogs.admin",
+)
 EXECUTORS = ("process", "thread", "ray")
 EXECUTOR_ALIASES = {"local": "process"}  # the issue's word for the default
 MIB = 1024 * 1024
@@ -104,6 +108,11 @@ class Settings:
     ray_poll: float = 30.0  # seconds between looks at the cluster's resources
     ray_connect_timeout: float = 30.0  # seconds to reach the cluster at start-up
     ray_reconnect: float = 10.0  # seconds between tries to rejoin a lost cluster
+    history_days: int = DEFAULT_RETENTION_DAYS  # delivered dreams' metadata is kept this long
+    # Where no server's admins set rules (a user-installed /dream in DMs or in a server the
+    # bot is not in): dreams a member may start a day, and seconds between them (None: none).
+    user_daily_limit: int | None = None
+    user_cooldown: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -214,6 +223,9 @@ class Settings:
             ray_poll=number("DREAM_RAY_POLL", cls.ray_poll, float),
             ray_connect_timeout=number("DREAM_RAY_CONNECT_TIMEOUT", cls.ray_connect_timeout, float),
             ray_reconnect=number("DREAM_RAY_RECONNECT", cls.ray_reconnect, float),
+            history_days=int(number("DREAM_HISTORY_DAYS", cls.history_days)),
+            user_daily_limit=int(number("DREAM_USER_DAILY_LIMIT", 0)) or None,
+            user_cooldown=int(number("DREAM_USER_COOLDOWN", 0)) or None,
         )
 
     @property
@@ -292,6 +304,7 @@ class DreamBot(commands.Bot):
         self.sources: ImageSourceStore | None = None
         self.jobs: JobStore | None = None
         self.quotas: QuotaStore | None = None
+        self.history: DreamHistory | None = None
 
     async def setup_hook(self) -> None:
         await self.open_stores()
@@ -319,6 +332,9 @@ class DreamBot(commands.Bot):
             self.sources = await ImageSourceStore.open(self.settings.db_path)
             self.jobs = await JobStore.open(self.settings.db_path)
             self.quotas = await QuotaStore.open(self.settings.db_path)
+            self.history = await DreamHistory.open(
+                self.settings.db_path, self.settings.history_days
+            )
             self.dreams = Scheduler(
                 self.queue,
                 self.jobs,
@@ -328,6 +344,7 @@ class DreamBot(commands.Bot):
                     progress_interval=self.settings.progress_interval,
                     max_pixels=self.settings.max_pixels,
                 ),
+                self.history,
             )
         except (sqlite3.Error, MigrationError, OSError) as error:
             await self._close_stores()
@@ -353,8 +370,9 @@ class DreamBot(commands.Bot):
 
     async def _close_stores(self) -> None:
         # discord.py may call close() again from connect(); close each store once.
-        stores = (self.guild_settings, self.sources, self.jobs, self.quotas)
+        stores = (self.guild_settings, self.sources, self.jobs, self.quotas, self.history)
         self.guild_settings, self.sources, self.jobs, self.quotas = None, None, None, None
+        self.history = None
         for store in stores:
             if store is not None:
                 await store.close()

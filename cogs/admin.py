@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_MENTIONS, is_guild_admin
+from cogs.common import NO_MENTIONS, duration, is_guild_admin
 from dream_engine.errors import UserError
 from dream_engine.service.guild_settings import (
     CLIP_FRAMES_RANGE,
@@ -26,9 +26,12 @@ from dream_engine.service.guild_settings import (
     USER_LIMIT_RANGE,
     GuildSettings,
 )
+from dream_engine.service.history import WeekStats
 
 if TYPE_CHECKING:
     from bot import DreamBot
+
+BAR = 12  # the busiest day's bar in /dreamadmin stats
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -248,6 +251,15 @@ class DreamAdmin(
             allowed_mentions=NO_MENTIONS,
         )
 
+    @app_commands.command(
+        name="stats", description="This server's week: dreams a day, waits, favourite presets"
+    )
+    async def stats(self, interaction: discord.Interaction) -> None:
+        week = await self.bot.history.week(interaction.guild_id)
+        await interaction.response.send_message(
+            stats_text(week), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: Exception
     ) -> None:
@@ -280,6 +292,25 @@ def workers_text(bot: DreamBot, guild_id: int | None) -> str:
             f"{worker.jobs_done} done, {doing}"
         )
     return "\n".join(lines)[:2000]
+
+
+def stats_text(week: WeekStats) -> str:
+    """The week as a few lines: a bar a day, the medians, the presets members reach for."""
+    most = max((count for _day, count in week.per_day), default=0) or 1
+    days = [
+        f"`{day:%a %d %b}` `{'█' * round(BAR * count / most):<{BAR}}` {count}"
+        for day, count in week.per_day
+    ]
+    lines = [f"**Dreams this week** (UTC days): {week.total}", *days]
+    if week.median_wait is not None and week.median_run is not None:
+        lines.append(
+            f"Median wait in line {duration(week.median_wait)}, median dream "
+            f"{duration(week.median_run)}."
+        )
+    if week.top_presets:
+        top = ", ".join(f"{name} ({count})" for name, count in week.top_presets)
+        lines.append(f"Most used presets: {top}")
+    return "\n".join(lines)
 
 
 def _describe(settings: GuildSettings) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from cogs.i18n import LocaleLike, local_ordinal
 from dream_engine.core.classes import has_classes, search
 from dream_engine.core.presets import list_presets
 
@@ -16,8 +17,11 @@ if TYPE_CHECKING:
 BAR_WIDTH = 12
 
 
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
+def ordinal(n: int, locale: LocaleLike = None) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st...; "1." or "1er" where the member's catalogue says."""
+    local = local_ordinal(locale, n)
+    if local is not None:
+        return local
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 

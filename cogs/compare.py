@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices
+from cogs.i18n import tr
 from cogs.intake import attached, start_dream
 from dream_engine.core.params import DreamParams
 from dream_engine.core.presets import Preset, default_preset_for
@@ -63,8 +64,12 @@ class CompareCog(commands.Cog):
     ) -> None:
         if (vary is None) == (presets is None):
             await interaction.response.send_message(
-                "Give either `vary:` (one knob, several values: "
-                f"{VARY_SYNTAX}) or `presets:` (e.g. lower-layers,upper-layers), not both.",
+                tr(
+                    interaction.locale,
+                    "Give either `vary:` (one knob, several values: {syntax}) or `presets:` "
+                    "(e.g. lower-layers,upper-layers), not both.",
+                    syntax=VARY_SYNTAX,
+                ),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )
@@ -84,8 +89,11 @@ class CompareCog(commands.Cog):
         else:
             if preset is not None:
                 await interaction.response.send_message(
-                    "`presets:` names every preset to run; leave out `preset:` "
-                    "(use `octaves:` or `iterations:` to change them all).",
+                    tr(
+                        interaction.locale,
+                        "`presets:` names every preset to run; leave out `preset:` "
+                        "(use `octaves:` or `iterations:` to change them all).",
+                    ),
                     ephemeral=True,
                     allowed_mentions=NO_MENTIONS,
                 )

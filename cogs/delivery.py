@@ -174,7 +174,9 @@ class Delivery:
         # An MP4 plays below the embed; a spoiler's picture in the embed would show unblurred.
         if not record.spoiler and (record.motion is None or record.motion.format == "gif"):
             embed.set_image(url=f"attachment://{encoded.filename('dream')}")
-        view = result_view(self.bot, record.source_id, record.user_id)
+        view = result_view(
+            self.bot, record.source_id, record.user_id, record.id, reroll=not record.variants
+        )
 
         def dream_file() -> discord.File:
             return discord.File(
@@ -193,7 +195,8 @@ class Delivery:
             except discord.HTTPException as error:
                 log.warning("job %s could not be delivered: %s", ticket.job_id, error)
                 return JobState.UNDELIVERABLE, f"reply and channel both refused: {error}"
-        ticket.posted = True
+        ticket.posted, ticket.message_id = True, reply.message_id
+        await self.bot.dreams.remember(ticket, result)  # its Info and Reroll answer from now
         try:
             if record.gallery:
                 await send_gallery(reply.send, result, record.upload_limit, record.spoiler)

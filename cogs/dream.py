@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, preset_choices, target_choices
 from cogs.delivery import Delivery
+from cogs.i18n import tr
 from cogs.intake import MotionAsk, attached, pictures_in, precheck, start_dream, takes
 from cogs.views import PERSISTENT_ITEMS, picker_view
 from dream_engine.motion.spec import MAX_ZOOM_FRAMES
@@ -126,9 +127,10 @@ class DreamCog(commands.Cog):
                 asked["motion"] = motion.to_dict()
             # The dropdown needs the image's id, and keeps what else was asked with it.
             source = await self.bot.sources.save(replace(source, options=asked))
+            locale = interaction.locale
             await interaction.response.send_message(
-                "Pick a preset to dream this image with:",
-                view=picker_view(self.bot, source.id, "Pick a preset", asked=True),
+                tr(locale, "Pick a preset to dream this image with:"),
+                view=picker_view(self.bot, source.id, tr(locale, "Pick a preset"), asked=True),
                 ephemeral=True,
             )
             return
@@ -154,16 +156,20 @@ class DreamCog(commands.Cog):
         source = next((s for s in found if takes(self.bot, s)), found[0] if found else None)
         if source is None:
             await interaction.response.send_message(
-                "That message has no image attached. Use it on a message with a picture.",
+                tr(
+                    interaction.locale,
+                    "That message has no image attached. Use it on a message with a picture.",
+                ),
                 ephemeral=True,
             )
             return
         if not await precheck(self.bot, interaction, source, None, {}):
             return
         source = await self.bot.sources.save(source)
+        locale = interaction.locale
         await interaction.response.send_message(
-            f"Dream {source.filename} with which preset?",
-            view=picker_view(self.bot, source.id, "Pick a preset"),
+            tr(locale, "Dream {filename} with which preset?", filename=source.filename),
+            view=picker_view(self.bot, source.id, tr(locale, "Pick a preset")),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )

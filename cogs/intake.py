@@ -24,6 +24,7 @@ import discord
 from discord.http import Route
 
 from cogs.common import NO_MENTIONS, is_guild_admin
+from cogs.i18n import tr
 from dream_engine.core.params import DreamParams, parse_channels, parse_layers
 from dream_engine.core.presets import Preset, default_preset_for, get_preset
 from dream_engine.errors import ImageError, ParamError, UserError
@@ -135,7 +136,13 @@ async def precheck(
             settings = replace(settings, channels=frozenset(alive))
         if settings and channel_id and not settings.allows_channel(channel_id):
             where = ", ".join(f"<#{channel}>" for channel in sorted(settings.channels))
-            raise UserError(f"Dreams are not made in this channel here. Try {where}.")
+            raise UserError(
+                tr(
+                    interaction.locale,
+                    "Dreams are not made in this channel here. Try {where}.",
+                    where=where,
+                )
+            )
         model = bot.executor.model_name
         preset = get_preset(preset_name or default_preset_for(model))
         if preset.model != model:
@@ -271,8 +278,9 @@ async def start_dream(
     spoiler: bool = False,
 ) -> None:
     """Accept a dream (or, with `variants`, a comparison in one grid) and queue it;
-    `guide` steers it (downloaded and checked like the image, kept with the job);
-    `motion` makes it move (a zoom, or how a clip upload is dreamed)."""
+    `guide` steers it (downloaded and checked like the image, kept with the job, and
+    remembered like the image for Reroll); `motion` makes it move (a zoom, or how a clip
+    upload is dreamed)."""
     checked = await precheck(
         bot, interaction, source, preset_name, overrides, variants, guide, motion
     )
@@ -296,14 +304,17 @@ async def start_dream(
             extras=[name for name, on in (("gallery", gallery), ("animate", animate)) if on],
         )  # fmt: skip
         guide_data = None if guide is None else await downloaded_guide(bot, guide)
-        saved_source = source
+        if guide is not None and guide.id is None:
+            guide = await bot.sources.save(guide)
+        saved_source, saved_guide = source, guide
 
         def record_for(job_id: str) -> JobRecord:
             record = job_record(job_id, interaction, checked, saved_source, gallery, bot)
-            guide_name = None if guide is None else guide.filename
             return replace(
-                record, title=title, animate=animate, guide_name=guide_name, motion=moving,
-                max_side=side, spoiler=spoiler or checked.spoiler,
+                record, title=title, animate=animate, motion=moving, max_side=side,
+                spoiler=spoiler or checked.spoiler,
+                guide_name=None if saved_guide is None else saved_guide.filename,
+                guide_source_id=None if saved_guide is None else saved_guide.id,
             )  # fmt: skip
 
         await bot.dreams.accept(

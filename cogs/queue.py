@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from cogs.common import is_guild_admin, ordinal
 from cogs.delivery import describe
+from cogs.i18n import tr
 from cogs.views import cancel_dream
 
 if TYPE_CHECKING:
@@ -22,18 +23,27 @@ class QueueCog(commands.Cog):
 
     @app_commands.command(name="queue", description="Your dreams and the length of the line")
     async def queue(self, interaction: discord.Interaction) -> None:
-        queue = self.bot.queue
+        queue, locale = self.bot.queue, interaction.locale
         lines = []
         for job, position in queue.jobs_of(interaction.user.id):
-            where = "dreaming now" if position is None else f"{ordinal(position)} in line"
+            where = (
+                tr(locale, "dreaming now")
+                if position is None
+                else tr(locale, "{position} in line", position=ordinal(position, locale))
+            )
             lines.append(f"`{job.id}` {describe(job.payload)}: {where}")
-        mine = "\n".join(lines) or "You have no dreams queued or running."
-        here = queue.waiting_count(interaction.guild_id)  # None: the direct messages' line
-        place = "in this server" if interaction.guild_id else "in direct messages"
+        mine = "\n".join(lines) or tr(locale, "You have no dreams queued or running.")
+        counts = {
+            "waiting": queue.waiting_count(), "running": len(queue.running()),
+            "here": queue.waiting_count(interaction.guild_id),  # None: the direct messages' line
+        }  # fmt: skip
         summary = (
-            f"{queue.waiting_count()} waiting in all, {here} {place}, "
-            f"{len(queue.running())} dreaming now."
-        )
+            tr(locale, "{waiting} waiting in all, {here} in this server, "
+                       "{running} dreaming now.", **counts)
+            if interaction.guild_id
+            else tr(locale, "{waiting} waiting in all, {here} in direct messages, "
+                            "{running} dreaming now.", **counts)
+        )  # fmt: skip
         await interaction.response.send_message(f"{mine}\n\n{summary}", ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your dreams")
@@ -43,7 +53,8 @@ class QueueCog(commands.Cog):
             mine = self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
             if not mine:
                 await interaction.response.send_message(
-                    "You have no dreams queued or running here.", ephemeral=True
+                    tr(interaction.locale, "You have no dreams queued or running here."),
+                    ephemeral=True,
                 )
                 return
             job = max(mine, key=lambda status: status.job.created_at).job.id

@@ -37,10 +37,17 @@ class JobReply:
             else None
         )
         self._expires_at = record.token_expires_at
-        self._channel = bot.get_partial_messageable(record.channel_id)
+        self._bot = bot
+        self._user_id = record.user_id
+        # Where the bot is not a member (a user-installed app) it may not post in the
+        # channel: once the token is dead, the member's DMs take the channel's place.
+        self._channel: discord.abc.Messageable | None = (
+            None if record.interaction_only else bot.get_partial_messageable(record.channel_id)
+        )
         self.mention = f"<@{record.user_id}>"
         self._dead = False
         self.last_edit = 0.0  # monotonic time of the last successful edit
+        self.message_id: int | None = None  # the message last edited or posted to the channel
 
     def token_alive(self) -> bool:
         return self._webhook is not None and not self._dead and time.time() < self._expires_at
@@ -51,14 +58,14 @@ class JobReply:
             return False
         assert self._webhook is not None
         try:
-            await self._webhook.edit_message(ORIGINAL, **fields)  # type: ignore[arg-type]
+            message = await self._webhook.edit_message(ORIGINAL, **fields)  # type: ignore[arg-type]
         except discord.HTTPException as error:
             if error.status in (401, 404) or error.code == INVALID_WEBHOOK_TOKEN:
                 self._dead = True
             else:
                 log.warning("could not edit a job's reply: %s", error)
             return False
-        self.last_edit = time.monotonic()
+        self.last_edit, self.message_id = time.monotonic(), message.id
         return True
 
     async def followup(self, content: str, **fields: Any) -> None:
@@ -69,11 +76,19 @@ class JobReply:
     async def to_channel(self, content: str, **fields: Any) -> None:
         """A message in the job's channel that mentions its member; raises if Discord refuses."""
         text = f"{self.mention} {content}"
-        await self._channel.send(text, allowed_mentions=MENTION_USER, **fields)
+        channel = await self._fallback()
+        message = await channel.send(text, allowed_mentions=MENTION_USER, **fields)
+        self.message_id = message.id
 
     async def send(self, content: str, **fields: Any) -> None:
         """After the result: follow-ups while the token lives, else the channel (no mention)."""
         if self.token_alive():
             await self.followup(content, **fields)
         else:
-            await self._channel.send(content, **fields)
+            await (await self._fallback()).send(content, **fields)
+
+    async def _fallback(self) -> discord.abc.Messageable:
+        """The job's channel, or for an interaction-only job the member's DMs (opened once)."""
+        if self._channel is None:
+            self._channel = await self._bot.create_dm(discord.Object(self._user_id))
+        return self._channel

@@ -9,14 +9,17 @@ intake through `cogs.intake`, never through another cog.
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import TYPE_CHECKING
 
 import discord
 
 from cogs.common import is_guild_admin, presets_for
+from cogs.dream_info import info_message, reroll_overrides
 from cogs.intake import MotionAsk, start_dream
 from dream_engine.core.presets import DEFAULT_PRESET
-from dream_engine.service.sources import ImageSource
+from dream_engine.service.history import DreamEntry
+from dream_engine.service.sources import KEEP_SECONDS, ImageSource
 
 if TYPE_CHECKING:
     from bot import DreamBot
@@ -144,13 +147,124 @@ class DeleteButton(
         await interaction.response.send_message("Deleted.", ephemeral=True)
 
 
-def result_view(bot: DreamBot, source_id: int | None, owner_id: int) -> discord.ui.View:
-    """Under a posted dream: "Dream again with…" (when its image is remembered) and Delete."""
+FORGOTTEN = (
+    "That dream is no longer in the history (it keeps {days} days); attach the image again "
+    "with /dream."
+)
+IMAGE_FORGOTTEN = (
+    "That image is no longer remembered (images are kept {days} days); attach it again with "
+    "/dream."
+)
+
+
+async def remembered(interaction: discord.Interaction, job_id: str) -> DreamEntry | None:
+    """The history's entry for a result's button, or None with the member told why."""
+    bot: DreamBot = interaction.client  # type: ignore[assignment]
+    entry = await bot.history.get(job_id)
+    if entry is None:
+        await interaction.response.send_message(
+            FORGOTTEN.format(days=bot.history.retention_days), ephemeral=True
+        )
+    return entry
+
+
+class RerollButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"dream:reroll:(?P<job>\w+)"
+):
+    """The same image and parameters with a new seed: a new dream, queued and counted like
+    any (the member who clicks is its owner, against their limits)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Reroll", emoji="🎲", style=discord.ButtonStyle.primary,
+                custom_id=f"dream:reroll:{job_id}",
+            )
+        )  # fmt: skip
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: DreamBot = interaction.client  # type: ignore[assignment]
+        entry = await remembered(interaction, self.job_id)
+        if entry is None:
+            return
+        if entry.variants:
+            await interaction.response.send_message(
+                "A comparison is not rerolled; run /compare again for a new grid.", ephemeral=True
+            )
+            return
+        source = None if entry.source_id is None else await bot.sources.get(entry.source_id)
+        guide = None
+        if entry.guide_source_id is not None:
+            guide = await bot.sources.get(entry.guide_source_id)
+        if source is None or (entry.guide_name is not None and guide is None):
+            days = KEEP_SECONDS // 86400
+            await interaction.response.send_message(
+                IMAGE_FORGOTTEN.format(days=days), ephemeral=True
+            )
+            return
+        overrides = reroll_overrides(entry)
+        motion = entry.motion
+        ask = MotionAsk()
+        if motion is not None and motion.kind == "zoom":
+            ask = MotionAsk(zoom=motion.frames, zoom_factor=motion.zoom, rotate=motion.rotate,
+                            format=motion.format)  # fmt: skip
+        elif motion is not None:
+            ask = MotionAsk(blend=motion.blend, format=motion.format)
+        await start_dream(
+            bot, interaction, source, preset_name=entry.preset, overrides=overrides,
+            gallery=entry.gallery, animate=entry.animate, guide=guide, motion=ask,
+            spoiler=entry.spoiler,
+        )  # fmt: skip
+
+
+class InfoButton(discord.ui.DynamicItem[discord.ui.Button], template=r"dream:info:(?P<job>\w+)"):
+    """How this dream was made, privately: model, precision, every parameter, the seed,
+    its times, and the command line that makes it again."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Info", emoji="ℹ️", style=discord.ButtonStyle.secondary,
+                custom_id=f"dream:info:{job_id}",
+            )
+        )  # fmt: skip
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: DreamBot = interaction.client  # type: ignore[assignment]
+        entry = await remembered(interaction, self.job_id)
+        if entry is None:
+            return
+        text, line = info_message(entry, bot.settings.weights)
+        if line is None:
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        file = discord.File(io.BytesIO(f"{line}\n".encode()), filename="make-it-again.sh")
+        await interaction.response.send_message(text, file=file, ephemeral=True)
+
+
+def result_view(
+    bot: DreamBot, source_id: int | None, owner_id: int, job_id: str, *, reroll: bool = True
+) -> discord.ui.View:
+    """Under a posted dream: "Dream again with…" (when its image is remembered), then
+    Reroll (not for a comparison), Info and Delete on one row."""
     view = (
         picker_view(bot, source_id, "Dream again with…")
         if source_id is not None
         else discord.ui.View(timeout=None)
     )
+    if reroll and source_id is not None:
+        view.add_item(RerollButton(job_id))
+    view.add_item(InfoButton(job_id))
     view.add_item(DeleteButton(owner_id))
     return view
 
@@ -178,4 +292,4 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 #: Registered once at start-up so their callbacks answer after any restart.
-PERSISTENT_ITEMS = (CancelButton, PresetPicker, DeleteButton)
+PERSISTENT_ITEMS = (CancelButton, PresetPicker, DeleteButton, RerollButton, InfoButton)

@@ -22,6 +22,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _hand_in_spec_counts(session.config)
     for process, out, err in session.config.stash.get(_BACKGROUND, {}).values():
         if process.poll() is None:  # the session ended before its module ran
             process.kill()
@@ -144,6 +146,50 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         out.close()
         err.close()
         shutil.rmtree(Path(out.name).parent, ignore_errors=True)
+
+
+# The fake Discord checks every REST body the bot sends against Discord's OpenAPI document
+# (tests/fakediscord/spec.py). Each process counts what it checked; pytest-xdist's workers
+# hand their counts to the controller (`workeroutput`), whose summary adds them up.
+_SPEC_COUNTS = pytest.StashKey[list[dict[str, Any]]]()
+SPEC_OUTPUT = "fakediscord_spec"
+
+
+def _hand_in_spec_counts(config: pytest.Config) -> None:
+    spec = sys.modules.get("tests.fakediscord.spec")  # never imported: nothing was checked
+    if spec is None:
+        return
+    if hasattr(config, "workeroutput"):
+        config.workeroutput[SPEC_OUTPUT] = spec.STATS.snapshot()
+    else:
+        config.stash.setdefault(_SPEC_COUNTS, []).append(spec.STATS.snapshot())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    counts = getattr(node, "workeroutput", {}).get(SPEC_OUTPUT)
+    if counts is not None:
+        node.config.stash.setdefault(_SPEC_COUNTS, []).append(counts)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    counts = config.stash.get(_SPEC_COUNTS, [])
+    if not counts:
+        return
+    checked = sum(c["checked"] for c in counts)
+    refused = sum(c["violations"] for c in counts)
+    unknown = sorted({endpoint for c in counts for endpoint in c["unknown"]})
+    loaded = max(c["load_seconds"] for c in counts)
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("-", "fake Discord vs Discord's OpenAPI document")
+    write(
+        f"{checked} request bodies checked (tests/fakediscord/spec.py), {refused} refused; "
+        f"the document loaded in {loaded * 1000:.0f} ms"
+    )
+    if unknown:
+        write(f"{len(unknown)} endpoint(s) the document lacks, not checked:")
+        for endpoint in unknown:
+            write(f"  {endpoint}")
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,7 @@ class DreamResult:
     # fewer than `planned_frames` when it was cancelled part way (what is done is kept).
     fps: float | None = None
     planned_frames: int = 0
+    precision: str = ""  # what the engine computed in (mixed_bfloat16, float32, ...)
 
     @property
     def stopped_early(self) -> list[bool]:

@@ -12,6 +12,7 @@ without importing one another.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,20 @@ def run_request(
     `max_side` and `tile_size` are the request's unless a retry after running
     out of memory asks for less.
     """
+    result = _run(engine, request, on_progress, cancel, max_side=max_side, tile_size=tile_size)
+    # Said once here for every executor: the Info button shows what a dream computed in.
+    return dataclasses.replace(result, precision=engine.precision)
+
+
+def _run(
+    engine: DreamEngine,
+    request: DreamRequest,
+    on_progress: Callable[[Progress], None] | None,
+    cancel: CancelFlag,
+    *,
+    max_side: int | None,
+    tile_size: int | None,
+) -> DreamResult:
     from dream_engine.core.results import DreamResult
     from dream_engine.study.sweeps import run_sweep
 

@@ -114,6 +114,7 @@ class Done:
     panels: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)  # a comparison's
     fps: float | None = None  # a moving dream's rate
     planned_frames: int = 0
+    precision: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def encode_result(result: DreamResult) -> Done:
         panels=[(caption, to_png(panel)) for caption, panel in result.panels],
         fps=result.fps,
         planned_frames=result.planned_frames,
+        precision=result.precision,
     )
 
 
@@ -224,6 +226,7 @@ def decode_result(done: Done, params: DreamParams) -> DreamResult:
         panels=[(caption, from_png(panel)) for caption, panel in done.panels],
         fps=done.fps,
         planned_frames=done.planned_frames,
+        precision=done.precision,
     )
 
 

@@ -43,7 +43,8 @@ KEEP_FINISHED_SECONDS = 7 * 24 * 3600
 _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
-    " interruptions, accepted_at, variants, title, animate, guide_name, motion, spoiler"
+    " interruptions, accepted_at, variants, title, animate, guide_name, motion, spoiler,"
+    " guide_source_id, interaction_only"
 )
 
 
@@ -75,6 +76,16 @@ class JobRecord:
     guide_name: str | None = None  # the guide image's file name; its bytes are kept apart
     motion: MotionSpec | None = None  # a zoom or a clip; its finished frames are kept apart
     spoiler: bool = False  # its files are posted as spoilers
+    guide_source_id: int | None = None  # the guide, remembered for Reroll (image_sources)
+    # Asked where the bot is not a member (a user-installed app): no server's rules apply,
+    # and nothing may be posted in its channel; `queue_guild` is then None.
+    interaction_only: bool = False
+
+    @property
+    def queue_guild(self) -> int | None:
+        """The server whose line and limits it counts in: None (the direct messages' line)
+        where the bot is not a member."""
+        return None if self.interaction_only else self.guild_id
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class JobStore:
         )
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, guide, updated_at)"
-            f" VALUES ({', '.join('?' * 27)})",
+            f" VALUES ({', '.join('?' * 29)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
@@ -113,7 +124,8 @@ class JobStore:
                 json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
                 job.title, int(job.animate), job.guide_name,
                 None if job.motion is None else json.dumps(job.motion.to_dict()),
-                int(job.spoiler), image, guide, now,
+                int(job.spoiler), job.guide_source_id, int(job.interaction_only), image, guide,
+                now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -246,7 +258,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
         max_side, state, interruptions, accepted_at, variants, title, animate, guide_name,
-        motion, spoiler,
+        motion, spoiler, guide_source_id, interaction_only,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -261,5 +273,6 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         ),
         title=title, animate=bool(animate), guide_name=guide_name,
         motion=None if motion is None else MotionSpec.from_dict(json.loads(motion)),
-        spoiler=bool(spoiler),
+        spoiler=bool(spoiler), guide_source_id=guide_source_id,
+        interaction_only=bool(interaction_only),
     )  # fmt: skip

@@ -37,6 +37,7 @@ from dream_engine.media.clips import ClipLimits, decode_clip
 from dream_engine.media.images import decode_image
 from dream_engine.runtime.executor import DreamFailed, DreamRequest, Executor
 from dream_engine.runtime.wire import to_png
+from dream_engine.service.history import DreamEntry, DreamHistory
 from dream_engine.service.job_store import JobRecord, JobStore
 from dream_engine.service.queue import (
     CancelOutcome,
@@ -80,10 +81,12 @@ class Ticket:
     record: JobRecord
     resumed: bool = False  # put back in line after a restart
     started_at: float | None = None  # monotonic, once a worker has taken it
+    started_wall: float | None = None  # the same moment by the wall clock, for the history
     shown_position: int | None = None  # the place in line the member was last shown
     latest: Progress | None = None
     engine_done: bool = False  # the executor has answered (a result or a failure)
     posted: bool = False  # the dream itself is up (its extras may still be on their way)
+    message_id: int | None = None  # the posted result's message, once it is up
     cancelled_by_user: bool = False  # a stop at shutdown pauses the job; a member's cancels it
     frame_saves: set[asyncio.Task[None]] = field(default_factory=set)  # frames on their way
     # Resolved once the job is on disk (True) or could not be saved (False); a worker
@@ -112,9 +115,11 @@ class DreamListener(Protocol):
     """What the scheduler tells the front end; every call is on the event loop.
 
     `finished` delivers the result and answers how the job ended (done, or
-    undeliverable) with a note for the store; `failed` is a final word on a job
-    with no result (cancelled, refused, broken); `or_channel=False` marks news
-    that needs nothing from the member, which must not ping them in a channel.
+    undeliverable) with a note for the store; once the dream itself is up it sets
+    `ticket.posted` and `ticket.message_id` and hands it to `Scheduler.remember`.
+    `failed` is a final word on a job with no result (cancelled, refused, broken);
+    `or_channel=False` marks news that needs nothing from the member, which must not
+    ping them in a channel.
     """
 
     async def queued(self, ticket: Ticket, position: int, *, outage: bool) -> None: ...
@@ -143,10 +148,16 @@ class Scheduler:
     """Runs accepted dreams on the executor's free workers and reports to a listener."""
 
     def __init__(
-        self, queue: JobQueue, store: JobStore, executor: Executor, settings: SchedulerSettings
+        self,
+        queue: JobQueue,
+        store: JobStore,
+        executor: Executor,
+        settings: SchedulerSettings,
+        history: DreamHistory | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
+        self.history = history  # delivered dreams are remembered here, when given
         self.executor = executor
         self.settings = settings
         self.listener: DreamListener | None = None
@@ -185,7 +196,7 @@ class Scheduler:
             ticket = Ticket(record, resumed=True)
             ticket.saved.set_result(True)
             self.queue.restore(
-                job_id=record.id, guild_id=record.guild_id, user_id=record.user_id,
+                job_id=record.id, guild_id=record.queue_guild, user_id=record.user_id,
                 channel_id=record.channel_id, payload=ticket,
             )  # fmt: skip
         if resumed.jobs or resumed.given_up:
@@ -417,7 +428,7 @@ class Scheduler:
             await self._listener.failed(ticket, NOT_SAVED)
             self.queue.finish(job.id, JobState.FAILED)  # never on disk: nothing to record
             return
-        ticket.started_at = time.monotonic()
+        ticket.started_at, ticket.started_wall = time.monotonic(), time.time()
         await self.store.mark_running(job.id)
         await self._listener.started(ticket)
         try:
@@ -453,6 +464,32 @@ class Scheduler:
                 await self._requeue(job)
             raise
         await self._end(job, state, note)
+
+    async def remember(self, ticket: Ticket, result: DreamResult) -> None:
+        """Into the history, as soon as the dream is up (the listener calls it then, before
+        the extras, so its Info button answers at once); a lost row costs a line in
+        /dreams, never the dream."""
+        if self.history is None:
+            return
+        record = ticket.record
+        try:
+            await self.history.record(
+                DreamEntry(
+                    job_id=record.id, guild_id=record.guild_id, channel_id=record.channel_id,
+                    message_id=ticket.message_id, user_id=record.user_id, preset=record.preset,
+                    params=record.params, changed=record.changed, source_id=record.source_id,
+                    guide_source_id=record.guide_source_id, guide_name=record.guide_name,
+                    motion=record.motion, variants=len(record.variants),
+                    gallery=record.gallery, animate=record.animate, spoiler=record.spoiler,
+                    max_side=record.max_side, precision=result.precision,
+                    width=result.image.width, height=result.image.height,
+                    accepted_at=record.accepted_at,
+                    started_at=ticket.started_wall or record.accepted_at,
+                    finished_at=time.time(), run_seconds=result.seconds,
+                )
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not remember job %s in the history", record.id)
 
     async def _pause(self, job: Job) -> None:
         """Shutdown stopped this job: save it as waiting again and tell its member."""

@@ -64,6 +64,13 @@ discord.py retries), ``FakeDiscord(ack_deadline=3.0)`` (a late callback gets
 404 "Unknown interaction", as on Discord), ``attachment_size_limit`` (uploads
 over it get 413), ``fake.gateway.reconnect()`` (op 7; the bot resumes).
 
+Every REST body is checked against Discord's own OpenAPI document (``spec.py``):
+one it refuses answers 400 Invalid Form Body (code 50035, the field in
+``errors``). Unless it only broke a limit (a length, a count: the bot may catch
+that 400 and say so), it lands in ``fake.spec_violations``; any left when the
+fake stops fail the test, naming endpoint and field. A test that sends one on
+purpose takes them with ``fake.take_spec_violations()``.
+
 Discord behaviour worth knowing, modelled here: the first follow-up after a
 "thinking" defer replaces the placeholder instead of posting a new message
 (so it is both ``inter.original`` and ``inter.followups[0]``); for a

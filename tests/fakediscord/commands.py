@@ -7,6 +7,11 @@ schema decides that ``image`` is an attachment (value = id, plus
 also plays the Discord client's part and refuses what a user could not send
 (unknown or missing options, a value outside the choices or range, a command
 hidden by ``default_member_permissions``).
+
+Localisations (``name_localizations``, ``description_localizations`` on commands,
+options and choices) are kept as registered, after Discord's checks on them: known
+locales only, localised names by the name rules, and no two options of a command
+with the same name in any one language.
 """
 
 from __future__ import annotations
@@ -15,6 +20,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .models import ADMINISTRATOR, Snowflakes
+from .validation import COMMAND_NAME, FormErrors
+
+# Discord's locales (https://discord.com/developers/docs/reference#locales).
+LOCALES = frozenset(
+    {
+        "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu",
+        "nl", "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru",
+        "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko",
+    }
+)  # fmt: skip
 
 OPTION_TYPES = {
     1: "subcommand",
@@ -50,6 +65,7 @@ class CommandRegistry:
         self, guild_id: int | None, payloads: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Bulk overwrite: like Discord, a command keeps its id when its name and type stay."""
+        check_localizations(payloads)
         old = self._scopes.get(guild_id, {})
         new: dict[tuple[str, int], dict[str, Any]] = {}
         for payload in payloads:
@@ -59,6 +75,7 @@ class CommandRegistry:
         return list(new.values())
 
     def upsert(self, guild_id: int | None, payload: dict[str, Any]) -> dict[str, Any]:
+        check_localizations([payload])
         scope = self._scopes.setdefault(guild_id, {})
         key = (payload["name"], payload.get("type", 1))
         scope[key] = self._normalise(guild_id, payload, scope.get(key))
@@ -81,8 +98,10 @@ class CommandRegistry:
         cmd = self.get(guild_id, command_id)
         if cmd is None:
             return None
+        edited = {**cmd, **changes}
+        check_localizations([edited])  # refused: the command stays as it was
         self.delete(guild_id, command_id)
-        return self.upsert(guild_id, {**cmd, **changes})
+        return self.upsert(guild_id, edited)
 
     def find(self, name: str, guild_id: int | None, type: int) -> dict[str, Any]:
         """Guild commands shadow global ones, as in the Discord client."""
@@ -116,6 +135,61 @@ class CommandRegistry:
         if guild_id is not None:
             cmd["guild_id"] = str(guild_id)
         return cmd
+
+
+def check_localizations(payloads: list[dict[str, Any]]) -> None:
+    """Discord's checks on localised names and descriptions; 400 Invalid Form Body if one fails."""
+    errors = FormErrors()
+    for i, cmd in enumerate(payloads):
+        chat_input = cmd.get("type", 1) == 1
+        _check_localized(errors, str(i), cmd, chat_input=chat_input, limit=32)
+        _check_unique_per_locale(errors, f"{i}.options", cmd.get("options") or [])
+    errors.raise_if_any()
+
+
+def _check_localized(
+    errors: FormErrors, path: str, node: dict[str, Any], *, chat_input: bool, limit: int
+) -> None:
+    """One command, option or choice, then what it holds. ``chat_input``: its names follow
+    the slash command rule; ``limit``: the longest a name may be (a choice's: 100)."""
+    names = node.get("name_localizations") or {}
+    for locale, name in names.items():
+        where = f"{path}.name_localizations.{locale}"
+        if locale not in LOCALES:
+            errors.add(where, "LOCALE_INVALID", f"{locale!r} is not a Discord locale")
+        elif chat_input and not (COMMAND_NAME.match(name) and name == name.lower()):
+            errors.add(where, "APPLICATION_COMMAND_INVALID_NAME", f"Name is invalid ({name!r})")
+        elif not 1 <= len(name) <= limit:
+            errors.add(where, "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length.")
+    for locale, text in (node.get("description_localizations") or {}).items():
+        where = f"{path}.description_localizations.{locale}"
+        if locale not in LOCALES:
+            errors.add(where, "LOCALE_INVALID", f"{locale!r} is not a Discord locale")
+        elif not 1 <= len(text) <= 100:
+            errors.add(where, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    for j, opt in enumerate(node.get("options") or []):
+        _check_localized(errors, f"{path}.options.{j}", opt, chat_input=True, limit=32)
+    for j, choice in enumerate(node.get("choices") or []):
+        _check_localized(errors, f"{path}.choices.{j}", choice, chat_input=False, limit=100)
+
+
+def _check_unique_per_locale(errors: FormErrors, path: str, options: list[dict[str, Any]]) -> None:
+    """In every language, the options of one command (or subcommands of a group) differ."""
+    locales = {loc for opt in options for loc in opt.get("name_localizations") or {}}
+    for locale in sorted(locales):
+        seen: set[str] = set()
+        for opt in options:
+            name = (opt.get("name_localizations") or {}).get(locale, opt["name"])
+            if name in seen:
+                errors.add(
+                    f"{path}.name_localizations.{locale}",
+                    "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
+                    f"Option names must be unique in {locale} ({name!r})",
+                )
+            seen.add(name)
+    for j, opt in enumerate(options):
+        if opt.get("type") in (1, 2):
+            _check_unique_per_locale(errors, f"{path}.{j}.options", opt.get("options") or [])
 
 
 def check_visible(cmd: dict[str, Any], permissions: int, *, in_guild: bool) -> None:

@@ -85,6 +85,7 @@ class FakeUser:
     name: str
     bot: bool = False
     global_name: str | None = None
+    locale: str | None = None  # the Discord client's language; None: the fake's default
 
     @property
     def mention(self) -> str:
@@ -189,6 +190,11 @@ class FakeMember:
     @property
     def mention(self) -> str:
         return self.user.mention
+
+    @property
+    def locale(self) -> str | None:
+        """The member's client language, which is the user's (it follows them to DMs)."""
+        return self.user.locale
 
 
 @dataclass

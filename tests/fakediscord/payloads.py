@@ -161,7 +161,10 @@ def interaction_payload(
     attachment_size_limit: int,
     message: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The INTERACTION_CREATE envelope shared by every interaction type."""
+    """The INTERACTION_CREATE envelope shared by every interaction type.
+
+    ``locale`` is the user's client language where the test gave them one, else ``locale``.
+    """
     payload: dict[str, Any] = {
         "id": str(interaction_id),
         "application_id": str(app_id),
@@ -169,7 +172,7 @@ def interaction_payload(
         "data": data,
         "token": token,
         "version": 1,
-        "locale": locale,
+        "locale": user.locale or locale,
         "app_permissions": str(app_permissions),
         "entitlements": [],
         "entitlement_sku_ids": [],

@@ -1,11 +1,14 @@
 """REST plumbing: parse a request, route it, record it, answer like Discord.
 
 Every request under ``/api/v10`` goes through ``Dispatcher.handle``: the body
-is decoded (JSON, or multipart with ``payload_json`` and ``files[n]``), the
-route template matched, the handler run, and a ``Call`` recorded with the
-status and body that went back. Unknown routes answer 404 JSON and land in
-``unexpected_calls`` so a test notices calls the fake (and probably the bot's
-author) did not anticipate.
+is decoded (JSON, or multipart with ``payload_json`` and ``files[n]``), checked
+against Discord's OpenAPI document (``spec.py``: a violation answers 400
+Invalid Form Body, as Discord would, and unless it only broke a limit, such as
+a length, lands in ``spec_violations``, which fails the test when the fake
+stops), the route template matched, the handler run, and a ``Call`` recorded
+with the status and body that went back. Unknown routes answer 404 JSON and
+land in ``unexpected_calls`` so a test notices calls the fake (and probably the
+bot's author) did not anticipate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from . import spec
 from .models import Call, Upload
 from .state import State
 from .validation import ApiError
@@ -102,6 +106,9 @@ class Dispatcher:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path[len(API_PREFIX) :]
         body, files = await read_body(request)
+        violation = spec.check(request.method, path, body)
+        if violation is not None and not violation.is_limit:  # a limit: the bot may handle it
+            self.state.spec_violations.append(violation)
         match = self.router.match(request.method, path)
         route, handler, params = match if match else (f"{request.method} ?", None, {})
         call = Call(
@@ -131,6 +138,9 @@ class Dispatcher:
         )
         if reply is None and needs_auth and (authorization is None or wrong_token):
             reply = Reply(401, {"message": "401: Unauthorized", "code": 0})
+        if reply is None and violation is not None:
+            error = violation.api_error()
+            reply = Reply(error.status, error.body)
         if reply is None and handler is not None:
             request_ = Request(request.method, path, params, call.query, body, files, call)
             try:

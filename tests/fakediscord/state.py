@@ -35,6 +35,7 @@ from .payloads import guild_create_payload, member_payload
 
 if TYPE_CHECKING:
     from .interaction import FakeInteraction
+    from .spec import Violation
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -74,6 +75,7 @@ class State:
 
         self.calls: list[Call] = []
         self.unexpected_calls: list[Call] = []  # routes the fake does not know: probably a bug
+        self.spec_violations: list[Violation] = []  # bodies Discord's OpenAPI document refuses
         self.cdn_requests: list[tuple[float, str, int]] = []  # (t, path, status)
         self.heartbeat_times: list[float] = []
         self._waiters: list[asyncio.Future[None]] = []
@@ -139,10 +141,12 @@ class State:
         permissions: int = 0,
         nick: str | None = None,
         bot: bool = False,
+        locale: str | None = None,
     ) -> FakeMember:
         """A member; ``permissions`` (e.g. 0x20 Manage Server) come from a role of their own,
-        on top of @everyone's."""
-        user = FakeUser(self.ids.next(), name, bot=bot)
+        on top of @everyone's. ``locale`` (e.g. "de") is their client's language: their
+        interactions carry it; None: the fake's ``locale``."""
+        user = FakeUser(self.ids.next(), name, bot=bot, locale=locale)
         self.users[user.id] = user
         member = FakeMember(user, guild.id, nick=nick)
         if permissions:

@@ -36,8 +36,9 @@ class FormErrors:
         self.tree: dict[str, Any] = {}
 
     def add(self, path: str, code: str, message: str) -> None:
+        """``path`` is dotted (``embeds.0.title``); "" is the body itself."""
         node = self.tree
-        for part in path.split("."):
+        for part in path.split(".") if path else []:
             node = node.setdefault(part, {})
         node.setdefault("_errors", []).append({"code": code, "message": message})
 

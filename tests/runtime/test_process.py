@@ -402,6 +402,7 @@ class OutOfMemoryEngine:
     """Stands in for `DreamEngine`: runs out of memory on the first `failures` calls."""
 
     model_name = "inceptionv3"
+    precision = "float32"
 
     def __init__(
         self, failures: int, error: Callable[[str], BaseException], tile_size: int | None

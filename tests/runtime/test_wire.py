@@ -127,17 +127,19 @@ def test_a_result_crosses_and_comes_back_the_same():
         notes=["ran at 168x112 px: the first try ran out of memory"],
         frames=[grey, photo(64, 48)],
         panels=[("a", grey), ("b", photo(64, 48))],
+        precision="mixed_bfloat16",
     )
 
     done = crossed(encode_result(result))
     assert isinstance(done, Done) and isinstance(done.image, bytes)
     again = decode_result(done, QUICK)
 
-    assert (again.losses, again.params, again.seconds, again.notes) == (
+    assert (again.losses, again.params, again.seconds, again.notes, again.precision) == (
         result.losses,
         QUICK,
         1.25,
         result.notes,
+        "mixed_bfloat16",
     )
     for sent, received in [
         (result.image, again.image),
