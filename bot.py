@@ -48,7 +48,7 @@ from dream_engine.service.guild_settings import (
 from dream_engine.service.history import DEFAULT_RETENTION_DAYS, DreamHistory
 from dream_engine.service.job_store import JobStore
 from dream_engine.service.queue import GuildLimits, JobQueue
-from dream_engine.service.quotas import QuotaStore
+from dream_engine.service.quotas import QuotaRules, QuotaStore
 from dream_engine.service.scheduler import Scheduler, SchedulerSettings
 from dream_engine.service.sources import ImageSourceStore
 from dream_engine.study.sweeps import VARIANTS_RANGE
@@ -229,6 +229,13 @@ class Settings:
         )
 
     @property
+    def user_quota_rules(self) -> QuotaRules | None:
+        """The bot owner's limits where no server's apply (DMs, a user-installed app)."""
+        if not (self.user_daily_limit or self.user_cooldown):
+            return None
+        return QuotaRules(self.user_daily_limit or 0, self.user_cooldown or 0)
+
+    @property
     def default_limits(self) -> GuildLimits:
         """Limits where no server settings apply (direct messages)."""
         return GuildLimits(queue_size=self.guild_queue_size, user_limit=self.user_limit)
@@ -294,6 +301,12 @@ class DreamBot(commands.Bot):
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
             tree_cls=DreamTree,
+            # The bot's own commands: installed to servers, used there or in its DMs. The
+            # few a member may install to their account say so (`cogs.common.usable_everywhere`).
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=True, private_channel=False
+            ),
         )
         self.settings = settings
         self._owns_executor = executor is None  # a shared (test) executor outlives the bot

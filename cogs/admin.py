@@ -36,6 +36,8 @@ BAR = 12  # the busiest day's bar in /dreamadmin stats
 
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)  # servers only
+@app_commands.allowed_installs(guilds=True, users=False)  # never on a member's account
 class DreamAdmin(
     commands.GroupCog,
     group_name="dreamadmin",

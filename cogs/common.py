@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
@@ -15,6 +15,21 @@ if TYPE_CHECKING:
     from bot import DreamBot
 
 BAR_WIDTH = 12
+
+#: Where a command installed to a member's account may be used as well: DMs, and servers
+#: the bot is not in (`server_of` is None there). Commands without it are the bot's own
+#: (`DreamTree`'s defaults: installed to servers, used there or in the bot's DMs).
+EVERYWHERE_INSTALLS = app_commands.AppInstallationType(guild=True, user=True)
+EVERYWHERE_CONTEXTS = app_commands.AppCommandContext(
+    guild=True, dm_channel=True, private_channel=True
+)
+T = TypeVar("T")
+
+
+def usable_everywhere(command: T) -> T:
+    """Mark a slash command installable to a member's account and usable in any chat."""
+    command = app_commands.allowed_installs(guilds=True, users=True)(command)
+    return app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command)
 
 
 def ordinal(n: int, locale: LocaleLike = None) -> str:
@@ -36,9 +51,28 @@ def duration(seconds: float) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def server_of(interaction: discord.Interaction) -> int | None:
+    """The server whose settings, line and limits apply: the interaction's, if the bot is a
+    member there; None in DMs and where the app is only installed to the member's account
+    (a server the bot is not in), where the bot owner's rules apply instead."""
+    guild_id = interaction.guild_id
+    if guild_id is None or interaction.client.get_guild(guild_id) is None:
+        return None
+    return guild_id
+
+
+def interaction_only(interaction: discord.Interaction) -> bool:
+    """The bot may answer only through the interaction (and the member's DMs): it is not in
+    the server, or this is a DM between other people (a user-installed app's private
+    channel), so its channel is not the bot's to post in."""
+    in_foreign_server = interaction.guild_id is not None and server_of(interaction) is None
+    return in_foreign_server or interaction.context.private_channel
+
+
 def is_guild_admin(interaction: discord.Interaction) -> bool:
-    """Manage Server in this guild, checked at run time whatever Discord's defaults say."""
-    return interaction.guild is not None and interaction.permissions.manage_guild
+    """Manage Server in this guild, checked at run time whatever Discord's defaults say
+    (only where the bot is a member: a server it is not in has no admins of the bot's)."""
+    return server_of(interaction) is not None and interaction.permissions.manage_guild
 
 
 def presets_for(bot: DreamBot) -> list:

@@ -16,7 +16,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_MENTIONS, preset_choices, target_choices
+from cogs.common import (
+    EVERYWHERE_CONTEXTS,
+    EVERYWHERE_INSTALLS,
+    NO_MENTIONS,
+    preset_choices,
+    target_choices,
+    usable_everywhere,
+)
 from cogs.delivery import Delivery
 from cogs.i18n import tr
 from cogs.intake import MotionAsk, attached, pictures_in, precheck, start_dream, takes
@@ -31,8 +38,9 @@ class DreamCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
         self.context_menu = app_commands.ContextMenu(
-            name="Dream this image", callback=self.dream_this
-        )
+            name="Dream this image", callback=self.dream_this,
+            allowed_installs=EVERYWHERE_INSTALLS, allowed_contexts=EVERYWHERE_CONTEXTS,
+        )  # fmt: skip
         self.bot.tree.add_command(self.context_menu)
 
     async def cog_load(self) -> None:
@@ -44,6 +52,7 @@ class DreamCog(commands.Cog):
         self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
         await self.bot.dreams.close()
 
+    @usable_everywhere
     @app_commands.command(name="dream", description="DeepDream an image")
     @app_commands.describe(
         image="The picture to dream (PNG, JPEG, WebP, GIF)",

@@ -12,6 +12,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.common import usable_everywhere
+from cogs.i18n import tr
 from dream_engine.service.history import DreamEntry
 
 if TYPE_CHECKING:
@@ -36,15 +38,19 @@ class HistoryCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
 
+    @usable_everywhere
     @app_commands.command(name="dreams", description="Your last dreams here, with links")
     async def dreams(self, interaction: discord.Interaction) -> None:
         entries = await self.bot.history.recent(interaction.guild_id, interaction.user.id, RECENT)
-        days = self.bot.history.retention_days
+        locale, days = interaction.locale, self.bot.history.retention_days
         if not entries:
-            text = f"You have no dreams here yet (they are remembered for {days} days)."
+            text = tr(
+                locale, "You have no dreams here yet (they are remembered for {days} days).",
+                days=days,
+            )  # fmt: skip
         else:
             lines = [entry_line(entry) for entry in entries]
-            text = "Your latest dreams here, newest first:\n" + "\n".join(lines)
+            text = "\n".join([tr(locale, "Your latest dreams here, newest first:"), *lines])
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

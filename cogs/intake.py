@@ -23,7 +23,7 @@ import aiohttp
 import discord
 from discord.http import Route
 
-from cogs.common import NO_MENTIONS, is_guild_admin
+from cogs.common import NO_MENTIONS, interaction_only, is_guild_admin, server_of
 from cogs.i18n import tr
 from dream_engine.core.params import DreamParams, parse_channels, parse_layers
 from dream_engine.core.presets import Preset, default_preset_for, get_preset
@@ -108,6 +108,7 @@ class Accepted:
     zoom: MotionSpec | None = None  # a zoom asked for (a clip is known once downloaded)
     quotas: QuotaRules | None = None  # what the member's dreams here count against
     spoiler: bool = False  # the server posts every result as a spoiler
+    server: int | None = None  # whose line and limits it counts in (`server_of`)
 
 
 async def precheck(
@@ -125,10 +126,9 @@ async def precheck(
     `guide`: a second attachment whose features the dream grows; it is checked by the
     same upload rules as the image, and its refusals say it is the guide.
     """
+    server = server_of(interaction)
     try:
-        settings = (
-            await bot.guild_settings.get(interaction.guild_id) if interaction.guild_id else None
-        )
+        settings = await bot.guild_settings.get(server) if server else None
         # In a thread, the parent channel is the one an admin allowed.
         channel_id = getattr(interaction.channel, "parent_id", None) or interaction.channel_id
         if settings and interaction.guild is not None:  # deleted while the bot was away
@@ -173,23 +173,31 @@ async def precheck(
                 f"zoom: {zoom.frames} frames; the limit here is {clip_limits.max_frames}."
             )
         limits = settings.limits() if settings else bot.settings.default_limits
-        bot.queue.check(guild_id=interaction.guild_id, user_id=interaction.user.id, limits=limits)
-        if settings is not None and not quota_exempt(interaction, settings):
+        bot.queue.check(guild_id=server, user_id=interaction.user.id, limits=limits)
+        quotas = quota_rules(bot, interaction, settings)
+        if quotas is not None:
             # A read: the write that counts the dream comes after the answer (`start_dream`).
-            await bot.quotas.reserve(
-                interaction.guild_id, interaction.user.id, settings.quota_rules(), record=False
-            )
+            await bot.quotas.reserve(server, interaction.user.id, quotas, record=False)
     except UserError as error:
         await interaction.response.send_message(
             str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         return None
     max_side = settings.max_side if settings else bot.settings.max_side
-    quotas = (
-        settings.quota_rules() if settings and not quota_exempt(interaction, settings) else None
-    )
     spoiler = bool(settings and settings.spoiler)
-    return Accepted(preset, params, max_side, limits, made, clip_limits, zoom, quotas, spoiler)
+    return Accepted(
+        preset, params, max_side, limits, made, clip_limits, zoom, quotas, spoiler, server
+    )
+
+
+def quota_rules(
+    bot: DreamBot, interaction: discord.Interaction, settings: GuildSettings | None
+) -> QuotaRules | None:
+    """What the member's dreams count against: their server's rules (unless exempt), or
+    outside servers the bot is in the bot owner's (`DREAM_USER_DAILY_LIMIT`, `_COOLDOWN`)."""
+    if settings is None:
+        return bot.settings.user_quota_rules
+    return None if quota_exempt(interaction, settings) else settings.quota_rules()
 
 
 def quota_exempt(interaction: discord.Interaction, settings: GuildSettings) -> bool:
@@ -291,7 +299,7 @@ async def start_dream(
     try:
         if checked.quotas is not None:  # counted now; given back if refused below
             reservation = await bot.quotas.reserve(
-                interaction.guild_id, interaction.user.id, checked.quotas
+                checked.server, interaction.user.id, checked.quotas
             )
         if source.id is None:  # kept for "Dream again with…"; after the ack, not before
             source = await bot.sources.save(source)
@@ -318,7 +326,7 @@ async def start_dream(
             )  # fmt: skip
 
         await bot.dreams.accept(
-            guild_id=interaction.guild_id, user_id=interaction.user.id,
+            guild_id=checked.server, user_id=interaction.user.id,
             channel_id=interaction.channel_id or 0, limits=checked.limits,
             record_for=record_for, image=data, guide=guide_data,
         )  # fmt: skip
@@ -357,6 +365,7 @@ def job_record(
         upload_limit=upload_limit, preset=checked.preset.name, params=checked.params,
         changed=changed_for_all(checked), gallery=gallery,
         source_id=source.id, max_side=checked.max_side, variants=checked.variants,
+        interaction_only=interaction_only(interaction),
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import is_guild_admin, ordinal
+from cogs.common import is_guild_admin, ordinal, server_of, usable_everywhere
 from cogs.delivery import describe
 from cogs.i18n import tr
 from cogs.views import cancel_dream
@@ -21,6 +21,7 @@ class QueueCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
 
+    @usable_everywhere
     @app_commands.command(name="queue", description="Your dreams and the length of the line")
     async def queue(self, interaction: discord.Interaction) -> None:
         queue, locale = self.bot.queue, interaction.locale
@@ -35,22 +36,23 @@ class QueueCog(commands.Cog):
         mine = "\n".join(lines) or tr(locale, "You have no dreams queued or running.")
         counts = {
             "waiting": queue.waiting_count(), "running": len(queue.running()),
-            "here": queue.waiting_count(interaction.guild_id),  # None: the direct messages' line
+            "here": queue.waiting_count(server_of(interaction)),  # None: the DMs' line
         }  # fmt: skip
         summary = (
             tr(locale, "{waiting} waiting in all, {here} in this server, "
                        "{running} dreaming now.", **counts)
-            if interaction.guild_id
+            if server_of(interaction)
             else tr(locale, "{waiting} waiting in all, {here} in direct messages, "
                             "{running} dreaming now.", **counts)
         )  # fmt: skip
         await interaction.response.send_message(f"{mine}\n\n{summary}", ephemeral=True)
 
+    @usable_everywhere
     @app_commands.command(name="cancel", description="Cancel one of your dreams")
     @app_commands.describe(job="Which dream (default: your latest)")
     async def cancel(self, interaction: discord.Interaction, job: str | None = None) -> None:
         if job is None:
-            mine = self.bot.queue.jobs_of(interaction.user.id, interaction.guild_id)
+            mine = self.bot.queue.jobs_of(interaction.user.id, server_of(interaction))
             if not mine:
                 await interaction.response.send_message(
                     tr(interaction.locale, "You have no dreams queued or running here."),
@@ -64,16 +66,11 @@ class QueueCog(commands.Cog):
     async def _job_autocomplete(self, interaction: discord.Interaction, current: str):
         """The caller's dreams here; for an admin, every dream of this server, with whose."""
         queue = self.bot.queue
-        if interaction.guild_id is not None and is_guild_admin(interaction):
-            jobs = [
-                job
-                for job in [*queue.running(), *queue.waiting()]
-                if job.guild_id == interaction.guild_id
-            ]
+        server = server_of(interaction)
+        if server is not None and is_guild_admin(interaction):
+            jobs = [job for job in [*queue.running(), *queue.waiting()] if job.guild_id == server]
         else:
-            jobs = [
-                status.job for status in queue.jobs_of(interaction.user.id, interaction.guild_id)
-            ]
+            jobs = [status.job for status in queue.jobs_of(interaction.user.id, server)]
         return [
             app_commands.Choice(
                 name=f"{job.id}: {job.payload.name} ({job.payload.record.user_name})"[:100],

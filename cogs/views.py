@@ -16,6 +16,7 @@ import discord
 
 from cogs.common import is_guild_admin, presets_for
 from cogs.dream_info import info_message, reroll_overrides
+from cogs.i18n import tr
 from cogs.intake import MotionAsk, start_dream
 from dream_engine.core.presets import DEFAULT_PRESET
 from dream_engine.service.history import DreamEntry
@@ -100,7 +101,11 @@ class PresetPicker(
         source = await bot.sources.get(self.source_id)
         if source is None:
             await interaction.response.send_message(
-                "That image is no longer remembered; attach it again with /dream.", ephemeral=True
+                tr(
+                    interaction.locale,
+                    "That image is no longer remembered; attach it again with /dream.",
+                ),
+                ephemeral=True,
             )
             return
         asked = (source.options or {}) if self.asked else {}
@@ -137,24 +142,20 @@ class DeleteButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         if interaction.user.id != self.owner_id and not is_guild_admin(interaction):
             await interaction.response.send_message(
-                "Only the member who asked for this dream, or a server admin, can delete it.",
+                tr(
+                    interaction.locale,
+                    "Only the member who asked for this dream, or a server admin, can delete it.",
+                ),
                 ephemeral=True,
             )
             return
-        if interaction.message is not None:
-            with contextlib.suppress(discord.NotFound):  # deleted already: the wish holds
-                await interaction.message.delete()
-        await interaction.response.send_message("Deleted.", ephemeral=True)
-
-
-FORGOTTEN = (
-    "That dream is no longer in the history (it keeps {days} days); attach the image again "
-    "with /dream."
-)
-IMAGE_FORGOTTEN = (
-    "That image is no longer remembered (images are kept {days} days); attach it again with "
-    "/dream."
-)
+        # Through the interaction (its @original is the message the button is on), not the
+        # channel: where the app is only installed to a member's account, the bot has no
+        # access to the channel, and this works the same in servers and DMs.
+        await interaction.response.defer()
+        with contextlib.suppress(discord.NotFound):  # deleted already: the wish holds
+            await interaction.delete_original_response()
+        await interaction.followup.send(tr(interaction.locale, "Deleted."), ephemeral=True)
 
 
 async def remembered(interaction: discord.Interaction, job_id: str) -> DreamEntry | None:
@@ -162,9 +163,13 @@ async def remembered(interaction: discord.Interaction, job_id: str) -> DreamEntr
     bot: DreamBot = interaction.client  # type: ignore[assignment]
     entry = await bot.history.get(job_id)
     if entry is None:
-        await interaction.response.send_message(
-            FORGOTTEN.format(days=bot.history.retention_days), ephemeral=True
+        text = tr(
+            interaction.locale,
+            "That dream is no longer in the history (it keeps {days} days); attach the image "
+            "again with /dream.",
+            days=bot.history.retention_days,
         )
+        await interaction.response.send_message(text, ephemeral=True)
     return entry
 
 
@@ -194,7 +199,8 @@ class RerollButton(
             return
         if entry.variants:
             await interaction.response.send_message(
-                "A comparison is not rerolled; run /compare again for a new grid.", ephemeral=True
+                tr(interaction.locale, "A comparison is not rerolled; run /compare again."),
+                ephemeral=True,
             )
             return
         source = None if entry.source_id is None else await bot.sources.get(entry.source_id)
@@ -202,10 +208,13 @@ class RerollButton(
         if entry.guide_source_id is not None:
             guide = await bot.sources.get(entry.guide_source_id)
         if source is None or (entry.guide_name is not None and guide is None):
-            days = KEEP_SECONDS // 86400
-            await interaction.response.send_message(
-                IMAGE_FORGOTTEN.format(days=days), ephemeral=True
+            text = tr(
+                interaction.locale,
+                "That image is no longer remembered (images are kept {days} days); attach it "
+                "again with /dream.",
+                days=KEEP_SECONDS // 86400,
             )
+            await interaction.response.send_message(text, ephemeral=True)
             return
         overrides = reroll_overrides(entry)
         motion = entry.motion

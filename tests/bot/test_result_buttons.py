@@ -54,11 +54,11 @@ async def test_only_the_owner_or_an_admin_deletes_a_posted_dream(world, cat_phot
     assert not first.deleted
 
     done = await fake.click(guild, bob, first, custom_id)
-    said = await done.wait_callback()
-    assert said.ephemeral and said.data["content"] == "Deleted."
+    (said,) = await done.wait_followups(1)
+    assert said.ephemeral and said.content == "Deleted."
     assert first.deleted
     by_admin = await fake.click(guild, ada, second, delete_button(second)["custom_id"])
-    assert (await by_admin.wait_callback()).data["content"] == "Deleted."
+    assert (await by_admin.wait_followups(1))[0].content == "Deleted."
     assert second.deleted
 
 

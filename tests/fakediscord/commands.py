@@ -192,8 +192,19 @@ def _check_unique_per_locale(errors: FormErrors, path: str, options: list[dict[s
             _check_unique_per_locale(errors, f"{path}.{j}.options", opt.get("options") or [])
 
 
-def check_visible(cmd: dict[str, Any], permissions: int, *, in_guild: bool) -> None:
-    """Refuse what the Discord client would not even offer the user."""
+def check_visible(
+    cmd: dict[str, Any], permissions: int, *, in_guild: bool, bot_there: bool = True
+) -> None:
+    """Refuse what the Discord client would not even offer the user; ``bot_there=False``:
+    a server the bot is not in, where only a command installed to the user's account shows."""
+    if not bot_there and (
+        1 not in (cmd.get("integration_types") or [0]) or 0 not in (cmd.get("contexts") or [0])
+    ):
+        raise AssertionError(
+            f"/{cmd['name']} is not installable to a user account (integration_types "
+            f"{cmd.get('integration_types')}): the Discord client would not offer it in a "
+            "server the bot is not in"
+        )
     required = cmd.get("default_member_permissions")
     hidden = required is not None and (
         int(required) == 0 or permissions & int(required) != int(required)

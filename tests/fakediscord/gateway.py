@@ -193,7 +193,11 @@ class Gateway:
         session = Session(data)
         session.connection = connection
         self.sessions.append(session)
-        guilds = [g for g in self.state.guilds.values() if session.has_guild(g.id)]
+        guilds = [  # the servers the bot is in (not those it was never added to)
+            g
+            for g in self.state.guilds.values()
+            if session.has_guild(g.id) and self.state.bot_user.id in g.members
+        ]
         ready = ready_payload(
             bot=self.state.bot_user,
             app_id=self.state.application_id,

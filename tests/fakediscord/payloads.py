@@ -160,10 +160,13 @@ def interaction_payload(
     locale: str,
     attachment_size_limit: int,
     message: dict[str, Any] | None = None,
+    user_installed: bool = False,
 ) -> dict[str, Any]:
     """The INTERACTION_CREATE envelope shared by every interaction type.
 
     ``locale`` is the user's client language where the test gave them one, else ``locale``.
+    ``user_installed``: the app is installed to the member's account, not to this server,
+    so the integration that authorises it is the user's (owner key "1"), not the guild's.
     """
     payload: dict[str, Any] = {
         "id": str(interaction_id),
@@ -187,7 +190,9 @@ def interaction_payload(
             guild_locale=guild.locale,
             member=member,
             context=0,
-            authorizing_integration_owners={"0": str(guild.id)},
+            authorizing_integration_owners=(
+                {"1": str(user.id)} if user_installed else {"0": str(guild.id)}
+            ),
         )
         channel_perms = int(member["permissions"])
     else:

@@ -127,6 +127,9 @@ class RestApi:
         channel = self.state.channels.get(int(req.params["channel"]))
         if channel is None:
             raise ApiError(404, 10003, "Unknown Channel")
+        guild = self.state.guilds.get(channel.guild_id) if channel.guild_id else None
+        if guild is not None and self.state.bot_user.id not in guild.members:
+            raise ApiError(403, 50001, "Missing Access")  # a server the bot is not in
         return channel
 
     def _channel_message(self, req: Request) -> Any:

@@ -379,7 +379,8 @@ class FakeDiscord(State):
         cmd = self.registry.find(name, guild.id if guild else None, kind)
         if strict:
             perms = guild.permissions_of(member) if guild and isinstance(member, FakeMember) else 0
-            check_visible(cmd, perms, in_guild=guild is not None)
+            installed_there = guild is None or self.bot_user.id in guild.members
+            check_visible(cmd, perms, in_guild=guild is not None, bot_there=installed_there)
         return cmd
 
     async def _interact(
@@ -401,6 +402,7 @@ class FakeDiscord(State):
             raise AssertionError(f"{user!r} is not a member of guild {guild.name!r}")
         plain = user.user if isinstance(user, FakeMember) else user
         channel = channel or (guild.text_channel if guild else self.dm_channel(plain))
+        bot_member = guild.members.get(self.bot_user.id) if guild else None
         payload = interaction_payload(
             interaction_id=self.ids.next(),
             app_id=self.application_id,
@@ -410,7 +412,9 @@ class FakeDiscord(State):
             guild=guild,
             channel=channel,
             user=user if guild else plain,
-            app_permissions=guild.permissions_of(guild.members[self.bot_user.id]) if guild else 0,
+            # Where the bot is not in the server, the app acts through the interaction only.
+            app_permissions=guild.permissions_of(bot_member) if bot_member else 0,
+            user_installed=guild is not None and bot_member is None,
             locale=self.locale,
             attachment_size_limit=self.attachment_size_limit,
             message=message.to_payload() if message else None,

@@ -90,8 +90,14 @@ class State:
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         locale: str | None = None,
+        with_bot: bool = True,
     ) -> FakeGuild:
-        """A guild with @everyone, the bot as a member (with its own role), and text channels."""
+        """A guild with @everyone, the bot as a member (with its own role), and text channels.
+
+        ``with_bot=False``: a server the bot was never added to; the bot hears nothing of
+        it (no GUILD_CREATE) and cannot reach its channels (403 Missing Access), and only
+        commands a member installed to their account can be used there.
+        """
         guild_id = self.ids.next()
         guild = FakeGuild(
             id=guild_id, name=name, owner_id=self.owner.id, locale=locale or self.locale
@@ -105,15 +111,19 @@ class State:
             managed=True,
             bot_id=self.bot_user.id,
         )
-        guild.roles.append(bot_role)
-        for user, roles in ((self.owner, []), (self.bot_user, [bot_role.id])):
+        members = [(self.owner, [])]
+        if with_bot:
+            guild.roles.append(bot_role)
+            members.append((self.bot_user, [bot_role.id]))
+        for user, roles in members:
             guild.members[user.id] = FakeMember(user, guild_id, roles)
         for position, channel_name in enumerate(channels):
             channel = FakeChannel(self.ids.next(), channel_name, guild_id, position=position)
             guild.channels.append(channel)
             self.channels[channel.id] = channel
         self.guilds[guild_id] = guild
-        self.emit("GUILD_CREATE", guild_create_payload(guild))
+        if with_bot:
+            self.emit("GUILD_CREATE", guild_create_payload(guild))
         return guild
 
     def add_channel(
