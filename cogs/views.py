@@ -41,24 +41,33 @@ async def cancel_dream(interaction: discord.Interaction, job_id: str) -> None:
     )
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"dream:cancel:(?P<job>\w+)"
-):
-    """Cancel a queued or running dream; survives restarts (custom_id carries the job id)."""
+class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"dream:job:(?P<job>\w+)"):
+    """A button about one job whose `custom_id` (`dream:<action>:<job id>`) carries all it
+    needs, so it answers after any restart; a subclass names its action and looks."""
+
+    action = "job"
+    label = ""
+    emoji: str | None = None
+    style = discord.ButtonStyle.secondary
 
     def __init__(self, job_id: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"dream:cancel:{job_id}",
+                label=self.label, emoji=self.emoji, style=self.style,
+                custom_id=f"dream:{self.action}:{job_id}",
             )
-        )
+        )  # fmt: skip
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
         return cls(match["job"])
+
+
+class CancelButton(JobButton, template=r"dream:cancel:(?P<job>\w+)"):
+    """Cancel a queued or running dream."""
+
+    action, label = "cancel", "Cancel"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await cancel_dream(interaction, self.job_id)
@@ -173,24 +182,11 @@ async def remembered(interaction: discord.Interaction, job_id: str) -> DreamEntr
     return entry
 
 
-class RerollButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"dream:reroll:(?P<job>\w+)"
-):
+class RerollButton(JobButton, template=r"dream:reroll:(?P<job>\w+)"):
     """The same image and parameters with a new seed: a new dream, queued and counted like
     any (the member who clicks is its owner, against their limits)."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Reroll", emoji="🎲", style=discord.ButtonStyle.primary,
-                custom_id=f"dream:reroll:{job_id}",
-            )
-        )  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
-        return cls(match["job"])
+    action, label, emoji, style = "reroll", "Reroll", "🎲", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: DreamBot = interaction.client  # type: ignore[assignment]
@@ -231,22 +227,11 @@ class RerollButton(
         )  # fmt: skip
 
 
-class InfoButton(discord.ui.DynamicItem[discord.ui.Button], template=r"dream:info:(?P<job>\w+)"):
+class InfoButton(JobButton, template=r"dream:info:(?P<job>\w+)"):
     """How this dream was made, privately: model, precision, every parameter, the seed,
     its times, and the command line that makes it again."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Info", emoji="ℹ️", style=discord.ButtonStyle.secondary,
-                custom_id=f"dream:info:{job_id}",
-            )
-        )  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match):  # type: ignore[override]
-        return cls(match["job"])
+    action, label, emoji = "info", "Info", "ℹ️"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: DreamBot = interaction.client  # type: ignore[assignment]
