@@ -171,6 +171,9 @@ async def remembered(interaction: discord.Interaction, job_id: str) -> DreamEntr
     """The history's entry for a result's button, or None with the member told why."""
     bot: DreamBot = interaction.client  # type: ignore[assignment]
     entry = await bot.history.get(job_id)
+    posted_under = interaction.message.id if interaction.message is not None else None
+    if entry is not None and entry.message_id not in (None, posted_under):
+        entry = None  # job ids are short: a later job drew this one's id and took its row
     if entry is None:
         text = tr(
             interaction.locale,

@@ -7,6 +7,7 @@ Shares the engine, fixtures and helpers of tests/bot/test_dream.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shlex
 
 import pytest
@@ -135,3 +136,8 @@ async def test_reroll_dreams_it_again_with_a_new_seed_counted_like_any_dream(wor
     refused = await fake.click(guild, bob, rerolled, button(rerolled, "Reroll")["custom_id"])
     said = await refused.wait_callback()
     assert said.ephemeral and "your 1 dream for today" in said.data["content"]
+
+    # Job ids are short: a later dream that drew the same id must not answer for this one.
+    await bot.history.record(dataclasses.replace(old, message_id=rerolled.id))
+    stale = await fake.click(guild, bob, first, button(first, "Info")["custom_id"])
+    assert "no longer in the history" in (await stale.wait_callback()).data["content"]
