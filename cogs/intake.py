@@ -25,6 +25,7 @@ from discord.http import Route
 
 from cogs.common import NO_MENTIONS, interaction_only, is_guild_admin, server_of
 from cogs.i18n import tr
+from cogs.refusals import refusal_text, service_message
 from dream_engine.core.params import DreamParams, parse_channels, parse_layers
 from dream_engine.core.presets import Preset, default_preset_for, get_preset
 from dream_engine.errors import ImageError, ParamError, UserError
@@ -180,7 +181,7 @@ async def precheck(
             await bot.quotas.reserve(server, interaction.user.id, quotas, record=False)
     except UserError as error:
         await interaction.response.send_message(
-            str(error), ephemeral=True, allowed_mentions=NO_MENTIONS
+            refusal_text(error, interaction.locale), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         return None
     max_side = settings.max_side if settings else bot.settings.max_side
@@ -338,7 +339,9 @@ async def start_dream(
         with contextlib.suppress(discord.HTTPException):
             await interaction.delete_original_response()
         await interaction.followup.send(
-            str(error) if isinstance(error, UserError) else NOT_SAVED,
+            refusal_text(error, interaction.locale)
+            if isinstance(error, UserError)
+            else service_message(NOT_SAVED, interaction.locale),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
@@ -366,6 +369,7 @@ def job_record(
         changed=changed_for_all(checked), gallery=gallery,
         source_id=source.id, max_side=checked.max_side, variants=checked.variants,
         interaction_only=interaction_only(interaction),
+        locale=str(interaction.locale),  # the job's messages, even after a restart, read in it
     )  # fmt: skip
 
 

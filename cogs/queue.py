@@ -32,7 +32,7 @@ class QueueCog(commands.Cog):
                 if position is None
                 else tr(locale, "{position} in line", position=ordinal(position, locale))
             )
-            lines.append(f"`{job.id}` {describe(job.payload)}: {where}")
+            lines.append(f"`{job.id}` {describe(job.payload, locale)}: {where}")
         mine = "\n".join(lines) or tr(locale, "You have no dreams queued or running.")
         counts = {
             "waiting": queue.waiting_count(), "running": len(queue.running()),

@@ -44,7 +44,7 @@ _COLUMNS = (
     "id, guild_id, channel_id, user_id, user_name, application_id, token, token_expires_at,"
     " upload_limit, preset, params, changed, gallery, source_id, max_side, state,"
     " interruptions, accepted_at, variants, title, animate, guide_name, motion, spoiler,"
-    " guide_source_id, interaction_only"
+    " guide_source_id, interaction_only, locale"
 )
 
 
@@ -80,6 +80,9 @@ class JobRecord:
     # Asked where the bot is not a member (a user-installed app): no server's rules apply,
     # and nothing may be posted in its channel; `queue_guild` is then None.
     interaction_only: bool = False
+    # The member's Discord locale ("de", "ja"): the job outlives its interaction (it is
+    # resumed after a restart), and what it shows along the way is in their language.
+    locale: str = "en-US"
 
     @property
     def queue_guild(self) -> int | None:
@@ -114,7 +117,7 @@ class JobStore:
         )
         await self._db.execute(
             f"INSERT INTO jobs ({_COLUMNS}, image, guide, updated_at)"
-            f" VALUES ({', '.join('?' * 29)})",
+            f" VALUES ({', '.join('?' * 30)})",
             (
                 job.id, job.guild_id, job.channel_id, job.user_id, job.user_name,
                 job.application_id, job.token, job.token_expires_at, job.upload_limit,
@@ -124,8 +127,8 @@ class JobStore:
                 json.dumps([[v.caption, v.params.to_dict()] for v in job.variants]),
                 job.title, int(job.animate), job.guide_name,
                 None if job.motion is None else json.dumps(job.motion.to_dict()),
-                int(job.spoiler), job.guide_source_id, int(job.interaction_only), image, guide,
-                now,
+                int(job.spoiler), job.guide_source_id, int(job.interaction_only), job.locale,
+                image, guide, now,
             ),
         )  # fmt: skip
         await self._db.execute(
@@ -258,7 +261,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         job_id, guild_id, channel_id, user_id, user_name, application_id, token,
         token_expires_at, upload_limit, preset, params, changed, gallery, source_id,
         max_side, state, interruptions, accepted_at, variants, title, animate, guide_name,
-        motion, spoiler, guide_source_id, interaction_only,
+        motion, spoiler, guide_source_id, interaction_only, locale,
     ) = row  # fmt: skip
     return JobRecord(
         id=job_id, guild_id=guild_id, channel_id=channel_id, user_id=user_id,
@@ -274,5 +277,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         title=title, animate=bool(animate), guide_name=guide_name,
         motion=None if motion is None else MotionSpec.from_dict(json.loads(motion)),
         spoiler=bool(spoiler), guide_source_id=guide_source_id,
-        interaction_only=bool(interaction_only),
+        interaction_only=bool(interaction_only), locale=locale,
     )  # fmt: skip

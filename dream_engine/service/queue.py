@@ -17,7 +17,8 @@ Limits (checked at submit time)
 no `await` between them, so on the single-threaded event loop no other submit
 can slip in and the limits hold exactly, however many requests arrive at once.
 A refusal is a `QueueRefused` (a `UserError`): its text is a sentence to show
-the user as is, and its `reason` is for code.
+the user as is (English), its `reason` is for code, and its fields (`waiting`,
+`held`, `limit`, `in_dm`) let a front end say it in the member's language.
 
 Fair order
 ----------
@@ -205,6 +206,7 @@ class GuildQueueFull(QueueRefused):
     def __init__(self, waiting: int, limit: int, *, in_dm: bool = False) -> None:
         self.waiting = waiting
         self.limit = limit
+        self.in_dm = in_dm  # the direct messages' line, not a server's
         where = "direct messages" if in_dm else "this server"
         if limit == 0:
             text = f"Dreams are switched off in {where} (the queue size is 0)."
@@ -226,6 +228,7 @@ class UserLimitReached(QueueRefused):
     def __init__(self, held: int, limit: int, *, in_dm: bool = False) -> None:
         self.held = held
         self.limit = limit
+        self.in_dm = in_dm  # the direct messages' line, not a server's
         if limit == 0:
             where = "direct messages" if in_dm else "this server"
             text = f"Dreams are switched off for members in {where} (the limit is 0)."

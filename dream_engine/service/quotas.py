@@ -17,15 +17,18 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiosqlite
 
 from dream_engine.errors import UserError
 from dream_engine.service.database import open_database
 
-__all__ = ["DAY_SECONDS", "QuotaExceeded", "QuotaRules", "QuotaStore"]
+__all__ = ["DAY_SECONDS", "QuotaExceeded", "QuotaKind", "QuotaRules", "QuotaStore"]
 
 DAY_SECONDS = 24 * 3600
+#: Which rule refused a dream: the daily limit, or the cooldown between two.
+QuotaKind = Literal["daily", "cooldown"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,37 @@ class QuotaRules:
 
 
 class QuotaExceeded(UserError):
-    """The member may not start a dream yet; `until` is when they may (Unix time)."""
+    """The member may not start a dream yet, and when they may.
 
-    def __init__(self, message: str, until: float) -> None:
-        super().__init__(message)
-        self.until = until
+    The fields are what a front end needs to say it in the member's language (the
+    cogs do, with `<t:...:R>` for `starts_at`); `str()` is the English sentence.
+    - `kind`: "daily" (they had their `limit` dreams in the last 24 hours) or
+      "cooldown" (dreams here are `limit` seconds apart);
+    - `until`: when they may (Unix time).
+    """
+
+    def __init__(self, kind: QuotaKind, limit: int, until: float) -> None:
+        self.kind, self.limit, self.until = kind, limit, until
+        super().__init__(_english(kind, limit, self.starts_at))
+
+    @property
+    def starts_at(self) -> int:
+        """`until` as a whole second, rounded up: a member who tries again at the time they
+        were shown is let through, never refused by a fraction of a second."""
+        return int(self.until) + 1
+
+
+def _english(kind: QuotaKind, limit: int, starts_at: int) -> str:
+    if kind == "daily":
+        plural = "s" if limit != 1 else ""
+        return (
+            f"You have had your {limit} dream{plural} for today here; your next one can start "
+            f"<t:{starts_at}:R>."
+        )
+    return (
+        f"Not so fast: dreams here are {limit} s apart; your next one can start "
+        f"<t:{starts_at}:R>."
+    )
 
 
 class QuotaStore:
@@ -102,16 +131,6 @@ def _check(rules: QuotaRules, starts: list[float], now: float) -> None:
     if rules.daily_limit and len(starts) >= rules.daily_limit:
         # The window rolls: a place frees up a day after the oldest start that fills it.
         until = starts[len(starts) - rules.daily_limit] + DAY_SECONDS
-        plural = "s" if rules.daily_limit != 1 else ""
-        raise QuotaExceeded(
-            f"You have had your {rules.daily_limit} dream{plural} for today here; your next "
-            f"one can start <t:{int(until) + 1}:R>.",
-            until,
-        )
+        raise QuotaExceeded("daily", rules.daily_limit, until)
     if rules.cooldown and starts and now - starts[-1] < rules.cooldown:
-        until = starts[-1] + rules.cooldown
-        raise QuotaExceeded(
-            f"Not so fast: dreams here are {rules.cooldown} s apart; your next one can start "
-            f"<t:{int(until) + 1}:R>.",
-            until,
-        )
+        raise QuotaExceeded("cooldown", rules.cooldown, starts[-1] + rules.cooldown)

@@ -58,8 +58,14 @@ log = logging.getLogger(__name__)
 
 GIF_FRAMES = 48  # animate: about this many frames across the whole dream
 GOODBYE_GRACE = 10.0  # seconds paused dreams get to say so at shutdown
+# A job's final words that the scheduler itself says (`DreamListener.failed`), in English.
+# Constants, so that a front end can recognise them and say them in the member's language.
 NOT_SAVED = "⚠️ I could not save this dream, so it was not queued. Please try again."
+# A refusal (`UserError`) when the job runs: it reaches the listener as "⚠️ " + this.
 SAVED_IMAGE_MISSING = "This dream's saved image is missing, so it was not started."
+CANCELLED_RUNNING = "Cancelled. Nothing was posted."
+CANCELLED_WAITING = "Cancelled before it started. Nothing was posted."
+POSTING_FAILED = "⚠️ Something went wrong while posting this dream. Please try again."
 
 
 class Pause(enum.Enum):
@@ -301,9 +307,7 @@ class Scheduler:
         await respond(message)
         if outcome is CancelOutcome.CANCELLED and job is not None:
             await self._record_end(job_id, JobState.CANCELLED, "cancelled while waiting")
-            await self._listener.failed(
-                job.payload, "Cancelled before it started. Nothing was posted."
-            )
+            await self._listener.failed(job.payload, CANCELLED_WAITING)
         return outcome
 
     async def _record_end(self, job_id: str, state: JobState, note: str | None) -> None:
@@ -414,10 +418,7 @@ class Scheduler:
             except Exception as error:
                 log.exception("job %s failed in the bot", job.id)
                 with contextlib.suppress(Exception):  # tell them, never lose the worker loop
-                    await self._listener.failed(
-                        job.payload,
-                        "⚠️ Something went wrong while posting this dream. Please try again.",
-                    )
+                    await self._listener.failed(job.payload, POSTING_FAILED)
                 if job.state is JobState.RUNNING:
                     await self._end(job, JobState.FAILED, f"bot error: {error!r}")
 
@@ -445,7 +446,7 @@ class Scheduler:
         except DreamCancelled:
             if self._stopping and not ticket.cancelled_by_user:
                 return await self._pause(job)
-            await self._listener.failed(ticket, "Cancelled. Nothing was posted.")
+            await self._listener.failed(ticket, CANCELLED_RUNNING)
             return await self._end(job, JobState.CANCELLED, "cancelled while running")
         except (UserError, DreamFailed) as error:
             await self._listener.failed(ticket, f"⚠️ {error}")

@@ -2,14 +2,19 @@
 
 The catalogue tests need no Discord: they read the command tree the way discord.py
 does at sync time (a recording translator) and the `tr(...)` calls in the cogs'
-source. The end-to-end tests check what the fake Discord received at registration,
-and that a member is answered in their client's language. Nothing here dreams.
+source. The service's refusals and the scheduler's final words read, in English,
+exactly as the service wrote them. The end-to-end tests check what the fake Discord
+received at registration, and that a member is answered in their client's language;
+two of them dream (one quick dream each): a German member's dream goes and arrives
+in German, and a French member over the daily limit is told so in French.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +37,28 @@ from cogs.i18n import (
     placeholders,
     tr,
 )
+from cogs.refusals import WARNING, refusal_text, service_message
+from dream_engine.errors import UserError
+from dream_engine.service.queue import GuildQueueFull, QueueClosed, QueueFull, UserLimitReached
+from dream_engine.service.quotas import QuotaExceeded
+from dream_engine.service.scheduler import (
+    CANCELLED_RUNNING,
+    CANCELLED_WAITING,
+    NOT_SAVED,
+    POSTING_FAILED,
+    SAVED_IMAGE_MISSING,
+)
+from tests.bot.test_dream import DREAM, png, world
+from tests.bot.test_dream_more import private_reply
 from tests.bot.test_errors import NoEngine
+from tests.bot.test_quotas import admin_sets
+from tests.bot.test_result_buttons import QUICK, delivered
 from tests.conftest import REPO
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import MANAGE_GUILD, FakeDiscord
 from tests.fakediscord.commands import check_localizations
 from tests.fakediscord.validation import ApiError
+
+__all__ = ["world"]  # a pytest fixture, imported for its side effect
 
 LOCALES = ("de", "fr", "es-ES", "ja")
 PLACEHOLDER_DESCRIPTION = "…"  # discord.py's description of an option that has none
@@ -147,6 +169,59 @@ def test_tr_reads_the_members_language_and_falls_back_to_english():
     assert tr(discord.Locale.latin_american_spanish, "Pick a preset") == spanish
     assert tr("ko", "Pick a preset") == "Pick a preset"  # no Korean catalogue yet
     assert tr("de", "Not in any catalogue: {x}", x=1) == "Not in any catalogue: 1"
+
+
+WHEN = 1_800_000_000.5  # a refusal's "until"
+REFUSALS = [
+    QuotaExceeded("daily", 1, WHEN),
+    QuotaExceeded("daily", 3, WHEN),
+    QuotaExceeded("cooldown", 60, WHEN),
+    QueueFull(1),
+    QueueFull(40),
+    GuildQueueFull(5, 5),
+    GuildQueueFull(1, 1, in_dm=True),
+    GuildQueueFull(0, 0),
+    GuildQueueFull(0, 0, in_dm=True),
+    UserLimitReached(1, 1),
+    UserLimitReached(2, 2, in_dm=True),
+    UserLimitReached(3, 1),  # an admin lowered the limit below what the member holds
+    UserLimitReached(3, 2, in_dm=True),
+    UserLimitReached(0, 0),
+    UserLimitReached(0, 0, in_dm=True),
+    QueueClosed(),
+]
+
+
+@pytest.mark.parametrize("error", REFUSALS, ids=lambda error: type(error).__name__)
+def test_the_services_refusals_read_as_it_wrote_them_in_english_and_translated_elsewhere(error):
+    assert refusal_text(error, "en-US") == str(error)
+    assert refusal_text(error, None) == str(error)
+    for locale in LOCALES:
+        translated = refusal_text(error, locale)
+        assert translated != str(error), (locale, translated)
+        if isinstance(error, QuotaExceeded):  # Discord shows the time in the member's words
+            assert f"<t:{int(WHEN) + 1}:R>" in translated
+
+
+def test_a_refusal_nobody_translated_is_shown_as_the_service_wrote_it():
+    assert refusal_text(UserError("layers: no layer mixed99."), "de") == "layers: no layer mixed99."
+
+
+@pytest.mark.parametrize(
+    "english",
+    [
+        NOT_SAVED,
+        WARNING + SAVED_IMAGE_MISSING,  # a `UserError` as the job runs: "⚠️ " + its text
+        CANCELLED_RUNNING,
+        CANCELLED_WAITING,
+        POSTING_FAILED,
+    ],
+)
+def test_the_schedulers_final_words_are_said_in_the_members_language(english):
+    assert service_message(english, "en-US") == english
+    for locale in LOCALES:
+        assert service_message(english, locale) not in (english, ""), locale
+    assert service_message("⚠️ the engine said so", "ja") == "⚠️ the engine said so"
 
 
 @pytest.mark.asyncio(loop_scope="function")
@@ -303,3 +378,47 @@ async def test_members_are_answered_in_their_clients_language(tmp_path):
         assert (await menu.wait_callback()).data["content"] == tr(
             "de", "That message has no image attached. Use it on a message with a picture."
         )
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_german_members_dream_goes_and_arrives_in_german(world, cat_photo):
+    fake, _bot, guild = world
+    hans = fake.add_member(guild, "hans", locale="de")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    inter = await fake.slash(guild, hans, "dream", {"image": image, **QUICK})
+    result = await inter.wait_original(delivered, timeout=DREAM)
+    seen = [version.get("content") or "" for version in result.history]
+    what = "**one-octave**"
+    dreaming = "🌀 " + tr("de", "Dreaming {what}", what=what)  # its progress starts so too
+    queued = "🌙 " + tr("de", "Queued {what}: {place}.", what=what, place=tr("de", "next in line"))
+    assert dreaming == "🌀 Traum läuft: **one-octave**"
+    assert any(text.startswith((dreaming, queued)) for text in seen), seen
+    assert not any("Dreaming" in text or "Queued" in text for text in seen), seen
+    embed = result.embeds[0]
+    assert embed["title"] == "Traum: one-octave"
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert {"Modell", "Größe", "Dauer"} <= set(fields), fields
+    assert "iterations=1" in fields["Geändert gegenüber der Voreinstellung"]
+    assert embed["footer"]["text"].startswith("Angefragt von ")
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_french_member_over_the_daily_limit_is_told_in_french_and_when(world, cat_photo):
+    fake, _bot, guild = world
+    ada = fake.add_member(guild, "ada", permissions=MANAGE_GUILD)
+    marie = fake.add_member(guild, "marie", locale="fr")
+    image = fake.add_attachment("cat.png", png(cat_photo), "image/png")
+    await admin_sets(fake, guild, ada, "daily-limit", {"value": 1})
+    first = await fake.slash(guild, marie, "dream", {"image": image, **QUICK})
+    assert (await first.wait_original(delivered, timeout=DREAM)).embeds[0]["title"] == (
+        "Rêve : one-octave"
+    )
+    refused = await fake.slash(guild, marie, "dream", {"image": image, **QUICK})
+    text = await private_reply(refused)
+    when = int(re.search(r"<t:(\d+):R>", text).group(1))
+    assert text == (
+        f"Tu as eu ton 1 rêve pour aujourd'hui ici ; le prochain pourra commencer <t:{when}:R>."
+    )
+    assert time.time() + 23.9 * 3600 < when <= time.time() + 24 * 3600 + 2

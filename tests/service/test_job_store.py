@@ -43,6 +43,26 @@ async def test_a_saved_job_comes_back_whole_with_its_upload(store):
     assert await store.image("a1") == b"\x89PNG fake bytes"
 
 
+async def test_a_jobs_locale_survives_the_store_and_a_restart(tmp_path):
+    """What a job shows along the way is in its member's language, even once resumed."""
+    path = tmp_path / "locales.sqlite3"
+    first = await JobStore.open(path)
+    await first.add(record("de1", locale="de"), b"img")
+    await first.add(record("en1"), b"img")
+    assert (await first.get("de1")).locale == "de"
+    await first.close()
+    again = await JobStore.open(path)  # the restart
+    try:
+        assert [job.locale for job in (await again.resume()).jobs] == ["de", "en-US"]
+    finally:
+        await again.close()
+    with sqlite3.connect(path) as db:  # jobs saved before V12 read in English
+        (default,) = db.execute(
+            "SELECT dflt_value FROM pragma_table_info('jobs') WHERE name = 'locale'"
+        ).fetchone()
+    assert default == "'en-US'"
+
+
 async def test_a_comparison_with_an_animation_flag_comes_back_whole(store):
     base = record("c1").params
     variants = tuple(Variant(f"step={step:g}", base.replace(step=step)) for step in (0.005, 0.05))

@@ -24,6 +24,9 @@ async def test_the_daily_limit_rolls_a_day_after_each_start(tmp_path):
         assert refused.value.until == T0 + DAY_SECONDS  # the oldest start's place frees up
         assert f"<t:{int(T0 + DAY_SECONDS) + 1}:R>" in str(refused.value)
         assert "your 2 dreams for today" in str(refused.value)
+        # Typed, so that the bot says it in the member's language (cogs/refusals.py).
+        assert (refused.value.kind, refused.value.limit) == ("daily", 2)
+        assert refused.value.starts_at == int(T0 + DAY_SECONDS) + 1
         await store.reserve(2, 7, rules, now=T0 + 7200)  # another server counts apart
         await store.reserve(1, 8, rules, now=T0 + 7200)  # and another member
         await store.reserve(1, 7, rules, now=T0 + DAY_SECONDS + 1)  # a day on: a place again
@@ -39,6 +42,11 @@ async def test_a_cooldown_spaces_a_members_dreams(tmp_path):
         with pytest.raises(QuotaExceeded, match="60 s apart") as refused:
             await store.reserve(1, 7, rules, now=T0 + 59)
         assert refused.value.until == T0 + 60
+        assert (refused.value.kind, refused.value.limit) == ("cooldown", 60)
+        assert str(refused.value) == (
+            "Not so fast: dreams here are 60 s apart; your next one can start "
+            f"<t:{int(T0) + 61}:R>."
+        )
         await store.reserve(1, 7, rules, now=T0 + 60)
         await store.reserve(1, 7, QuotaRules(), now=T0 + 61)  # no rules: nothing refused
     finally:

@@ -190,6 +190,7 @@ async def test_memory_and_disk_agree_through_accept_run_cancel_pause_and_restart
         assert states == {third.job_id: JobState.RUNNING, fourth.job_id: JobState.QUEUED}
         executor.gate.set()
         await until(lambda: told.of("finished") == [third.job_id, fourth.job_id])
+        await until(lambda: not scheduler.queue.running())  # its end is recorded just after
         assert await assert_in_step(scheduler) == {}
     finally:
         await scheduler.close()
