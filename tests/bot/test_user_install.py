@@ -23,7 +23,7 @@ EVERYWHERE = ["dream", "Dream this image", "queue", "cancel", "dreams"]
 async def test_user_installed_dreams_answer_through_the_interaction_under_the_owners_limits(
     tmp_path, executor, cat_photo
 ):
-    settings = settings_for(tmp_path, user_daily_limit=2)
+    settings = settings_for(tmp_path, user_daily_limit=3)
     async with FakeDiscord() as fake:
         home = fake.add_guild("Home")
         elsewhere = fake.add_guild("Elsewhere", with_bot=False)
@@ -53,13 +53,23 @@ async def test_user_installed_dreams_answer_through_the_interaction_under_the_ow
         assert f"[result]({link}{result.id})" in listed.data["content"]
         assert not bot.queue.jobs_of(ada.id)  # done, and it never counted in a server's line
 
+        # "Dream this image" there too: its preset dropdown starts a dream when picked.
+        post = fake.add_message(elsewhere.text_channel, ada, "look", attachments=[image])
+        menu = await fake.context_menu(elsewhere, ada, "Dream this image", post)
+        assert (await menu.wait_callback()).ephemeral
+        select = menu.original.components[0]["components"][0]
+        picked = await fake.click(elsewhere, ada, menu.original, select["custom_id"],
+                                  values=["one-octave"])  # fmt: skip
+        from_menu = await picked.wait_original(delivered, timeout=DREAM)
+        assert "one-octave" in from_menu.embeds[0]["title"]
+
         # The owner's limits: one count for DMs and every server the bot is not in; a
         # server the bot is in keeps its own (none here).
         dm = await fake.slash(None, ada.user, "dream", {"image": image, **QUICK})
         await dm.wait_original(delivered, timeout=DREAM)
         refused = await fake.slash(elsewhere, ada, "dream", {"image": image, **QUICK})
         said = await refused.wait_callback()
-        assert said.ephemeral and "your 2 dreams for today" in said.data["content"]
+        assert said.ephemeral and "your 3 dreams for today" in said.data["content"]
         ada_home = fake.add_member(home, "ada-at-home")
         here = await fake.slash(home, ada_home, "dream", {"image": image, **QUICK})
         assert not (await here.wait_callback()).ephemeral
