@@ -179,12 +179,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     checked = sum(c["checked"] for c in counts)
     refused = sum(c["violations"] for c in counts)
     unknown = sorted({endpoint for c in counts for endpoint in c["unknown"]})
+    endpoints = {endpoint for c in counts for endpoint in c["endpoints"]}
     loaded = max(c["load_seconds"] for c in counts)
     write = terminalreporter.write_line
     terminalreporter.write_sep("-", "fake Discord vs Discord's OpenAPI document")
     write(
-        f"{checked} request bodies checked (tests/fakediscord/spec.py), {refused} refused; "
-        f"the document loaded in {loaded * 1000:.0f} ms"
+        f"{checked} request bodies to {len(endpoints)} endpoints checked "
+        f"(tests/fakediscord/spec.py), {refused} refused; the document loaded in "
+        f"{loaded * 1000:.0f} ms"
     )
     if unknown:
         write(f"{len(unknown)} endpoint(s) the document lacks, not checked:")

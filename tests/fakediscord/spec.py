@@ -92,11 +92,13 @@ class Stats:
     checked: int = 0
     violations: int = 0
     unknown: set[str] = field(default_factory=set)  # "POST /attachments/refresh-urls"
+    endpoints: set[str] = field(default_factory=set)  # "POST /channels/{channel_id}/messages"
     load_seconds: float = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
+            "endpoints": sorted(self.endpoints),
             "violations": self.violations,
             "unknown": sorted(self.unknown),
             "load_seconds": self.load_seconds,
@@ -257,6 +259,7 @@ def check(method: str, path: str, body: Any, stats: Stats = STATS) -> Violation 
     if op.pointer is None:
         return None
     stats.checked += 1
+    stats.endpoints.add(f"{method} {op.template}")
     error = spec().error(op, body)
     if error is None:
         return None
