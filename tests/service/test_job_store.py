@@ -43,6 +43,17 @@ async def test_a_saved_job_comes_back_whole_with_its_upload(store):
     assert await store.image("a1") == b"\x89PNG fake bytes"
 
 
+async def test_a_user_installed_guided_job_keeps_where_it_may_answer_and_its_guide(store):
+    """Reroll finds the guide again; an interaction-only job never falls back to a channel
+    the bot cannot reach, also after a restart."""
+    saved = record("u1", interaction_only=True, guide_name="eye.png", guide_source_id=12)
+    await store.add(saved, b"img", b"guide")
+    assert await store.get("u1") == saved
+    assert saved.queue_guild is None and record("g1").queue_guild == 1
+    (resumed,) = (await store.resume()).jobs
+    assert resumed.interaction_only and resumed.guide_source_id == 12
+
+
 async def test_a_jobs_locale_survives_the_store_and_a_restart(tmp_path):
     """What a job shows along the way is in its member's language, even once resumed."""
     path = tmp_path / "locales.sqlite3"
