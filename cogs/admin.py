@@ -3,6 +3,10 @@
 Discord hides the group from members without Manage Server (`default_permissions`),
 but a server owner can change that in the integration settings, so every call is
 checked again here. Every read and write is scoped to the calling server.
+
+Replies are in the admin's language (`tr`); the settings' rows come typed from the
+service (`GuildSettings.rows`) and are worded here. `/dreamadmin status` stays English:
+it is an operator's detail (hosts, devices, worker states).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import NO_MENTIONS, duration, is_guild_admin
+from cogs.i18n import LocaleLike, tr
 from dream_engine.errors import UserError
 from dream_engine.service.guild_settings import (
     CLIP_FRAMES_RANGE,
@@ -25,6 +30,7 @@ from dream_engine.service.guild_settings import (
     QUEUE_SIZE_RANGE,
     USER_LIMIT_RANGE,
     GuildSettings,
+    SettingRow,
 )
 from dream_engine.service.history import WeekStats
 
@@ -51,7 +57,10 @@ class DreamAdmin(
         if is_guild_admin(interaction):
             return True
         await interaction.response.send_message(
-            "Only members with the Manage Server permission can change dream settings.",
+            tr(
+                interaction.locale,
+                "Only members with the Manage Server permission can change dream settings.",
+            ),
             ephemeral=True,
         )
         return False
@@ -60,7 +69,9 @@ class DreamAdmin(
         self, interaction: discord.Interaction, settings: GuildSettings, what: str
     ) -> None:
         await interaction.response.send_message(
-            f"{what}\n{_describe(settings)}", ephemeral=True, allowed_mentions=NO_MENTIONS
+            f"{what}\n{describe_settings(settings, interaction.locale)}",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
 
     @app_commands.command(name="queue-size", description="How many dreams may wait in this server")
@@ -70,10 +81,13 @@ class DreamAdmin(
         value: app_commands.Range[int, QUEUE_SIZE_RANGE[0], QUEUE_SIZE_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, queue_size=value)
-        said = f"Up to {value} dreams may now wait in this server."
+        locale = interaction.locale
+        said = tr(locale, "Up to {value} dreams may now wait in this server.", value=value)
         cap = self.bot.settings.max_queue
         if value > cap:  # DREAM_MAX_QUEUE holds every server's line together
-            said += f" (The bot takes at most {cap} waiting across all its servers.)"
+            said += " " + tr(
+                locale, "(The bot takes at most {cap} waiting across all its servers.)", cap=cap
+            )
         await self._reply(interaction, settings, said)
 
     @app_commands.command(name="user-limit", description="How many dreams one member may hold")
@@ -83,7 +97,8 @@ class DreamAdmin(
         value: app_commands.Range[int, USER_LIMIT_RANGE[0], USER_LIMIT_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, user_limit=value)
-        await self._reply(interaction, settings, f"Each member may now hold {value} dreams.")
+        said = tr(interaction.locale, "Each member may now hold {value} dreams.", value=value)
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(name="max-side", description="Longest image side processed, in pixels")
     async def max_side(
@@ -92,7 +107,8 @@ class DreamAdmin(
         value: app_commands.Range[int, MAX_SIDE_RANGE[0], MAX_SIDE_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, max_side=value)
-        await self._reply(interaction, settings, f"Images are now dreamed at up to {value} px.")
+        said = tr(interaction.locale, "Images are now dreamed at up to {value} px.", value=value)
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(name="clip-frames", description="Most frames of a clip or a zoom")
     async def clip_frames(
@@ -101,7 +117,8 @@ class DreamAdmin(
         value: app_commands.Range[int, CLIP_FRAMES_RANGE[0], CLIP_FRAMES_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, clip_frames=value)
-        await self._reply(interaction, settings, f"Clips and zooms may now have {value} frames.")
+        said = tr(interaction.locale, "Clips and zooms may now have {value} frames.", value=value)
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(name="clip-seconds", description="Longest clip members may upload")
     async def clip_seconds(
@@ -110,7 +127,8 @@ class DreamAdmin(
         value: app_commands.Range[int, CLIP_SECONDS_RANGE[0], CLIP_SECONDS_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, clip_seconds=value)
-        await self._reply(interaction, settings, f"Clips may now last {value} s.")
+        said = tr(interaction.locale, "Clips may now last {value} s.", value=value)
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(
         name="clip-pixels", description="Million pixels one clip or zoom may dream, all frames"
@@ -122,10 +140,12 @@ class DreamAdmin(
     ) -> None:
         store = self.bot.guild_settings
         settings = await store.update(interaction.guild_id, clip_megapixels=value)
-        await self._reply(
-            interaction, settings,
-            f"A clip or zoom may now dream {value} million pixels (it is dreamed smaller to fit).",
-        )  # fmt: skip
+        said = tr(
+            interaction.locale,
+            "A clip or zoom may now dream {value} million pixels (it is dreamed smaller to fit).",
+            value=value,
+        )
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(
         name="daily-limit", description="Dreams one member may start in any 24 hours (0: no limit)"
@@ -136,10 +156,11 @@ class DreamAdmin(
         value: app_commands.Range[int, DAILY_LIMIT_RANGE[0], DAILY_LIMIT_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, daily_limit=value)
+        locale = interaction.locale
         said = (
-            f"Each member may now start {value} dreams in any 24 hours."
+            tr(locale, "Each member may now start {value} dreams in any 24 hours.", value=value)
             if value
-            else "There is no daily limit now."
+            else tr(locale, "There is no daily limit now.")
         )
         await self._reply(interaction, settings, said)
 
@@ -152,10 +173,11 @@ class DreamAdmin(
         seconds: app_commands.Range[int, COOLDOWN_RANGE[0], COOLDOWN_RANGE[1]],
     ) -> None:
         settings = await self.bot.guild_settings.update(interaction.guild_id, cooldown=seconds)
+        locale = interaction.locale
         said = (
-            f"A member's dreams now start at least {seconds} s apart."
+            tr(locale, "A member's dreams now start at least {seconds} s apart.", seconds=seconds)
             if seconds
-            else "There is no cooldown now."
+            else tr(locale, "There is no cooldown now.")
         )
         await self._reply(interaction, settings, said)
 
@@ -165,11 +187,18 @@ class DreamAdmin(
     async def spoiler(self, interaction: discord.Interaction, value: Literal["on", "off"]) -> None:
         on = value == "on"
         settings = await self.bot.guild_settings.update(interaction.guild_id, spoiler=int(on))
+        locale = interaction.locale
         said = (
-            "Every dream here is now posted as a spoiler, with its gallery and animation."
+            tr(
+                locale,
+                "Every dream here is now posted as a spoiler, with its gallery and animation.",
+            )
             if on
-            else "Dreams here are no longer posted as spoilers (a member may still ask: "
-            "`/dream spoiler:true`)."
+            else tr(
+                locale,
+                "Dreams here are no longer posted as spoilers (a member may still ask: "
+                "`/dream spoiler:true`).",
+            )
         )
         await self._reply(interaction, settings, said)
 
@@ -179,9 +208,10 @@ class DreamAdmin(
     async def exempt(self, interaction: discord.Interaction, role: discord.Role) -> None:
         store = self.bot.guild_settings
         settings = await store.exempt_role(interaction.guild_id, role.id, exempt=True)
-        await self._reply(
-            interaction, settings, f"{role.mention} now skips the daily limit and cooldown."
+        said = tr(
+            interaction.locale, "{role} now skips the daily limit and cooldown.", role=role.mention
         )
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(
         name="unexempt", description="Members with this role follow the daily limit again"
@@ -189,9 +219,12 @@ class DreamAdmin(
     async def unexempt(self, interaction: discord.Interaction, role: discord.Role) -> None:
         store = self.bot.guild_settings
         settings = await store.exempt_role(interaction.guild_id, role.id, exempt=False)
-        await self._reply(
-            interaction, settings, f"{role.mention} follows the daily limit and cooldown again."
+        said = tr(
+            interaction.locale,
+            "{role} follows the daily limit and cooldown again.",
+            role=role.mention,
         )
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(
         name="channels", description="Where /dream may be used (default: everywhere)"
@@ -209,29 +242,40 @@ class DreamAdmin(
         | None = None,
     ) -> None:
         store, guild_id = self.bot.guild_settings, interaction.guild_id
+        locale = interaction.locale
         if action == "clear":
             settings = await store.set_channels(guild_id, [])
-            await self._reply(interaction, settings, "/dream may now be used in every channel.")
+            said = tr(locale, "/dream may now be used in every channel.")
+            await self._reply(interaction, settings, said)
             return
         if channel is None:
-            await interaction.response.send_message(
-                f"Name the channel to {action}.", ephemeral=True
+            text = (
+                tr(locale, "Name the channel to add.")
+                if action == "add"
+                else tr(locale, "Name the channel to remove.")
             )
+            await interaction.response.send_message(text, ephemeral=True)
             return
+        mention = channel.mention
         if action == "add":
             settings = await store.add_channel(guild_id, channel.id)
-            await self._reply(
-                interaction, settings, f"{channel.mention} added to the dream channels."
-            )
+            said = tr(locale, "{channel} added to the dream channels.", channel=mention)
+            await self._reply(interaction, settings, said)
             return
         listed = channel.id in (await store.get(guild_id)).channels
         settings = await store.remove_channel(guild_id, channel.id)
         if not listed:
-            said = f"{channel.mention} was not a dream channel; nothing changed."
+            said = tr(
+                locale, "{channel} was not a dream channel; nothing changed.", channel=mention
+            )
         elif not settings.channels:
-            said = f"{channel.mention} removed: no channel is listed, so /dream works everywhere."
+            said = tr(
+                locale,
+                "{channel} removed: no channel is listed, so /dream works everywhere.",
+                channel=mention,
+            )
         else:
-            said = f"{channel.mention} removed from the dream channels."
+            said = tr(locale, "{channel} removed from the dream channels.", channel=mention)
         await self._reply(interaction, settings, said)
 
     @commands.Cog.listener()
@@ -243,7 +287,8 @@ class DreamAdmin(
     @app_commands.command(name="show", description="Show this server's dream settings")
     async def show(self, interaction: discord.Interaction) -> None:
         settings = await self.bot.guild_settings.get(interaction.guild_id)
-        await self._reply(interaction, settings, "Dream settings for this server:")
+        said = tr(interaction.locale, "Dream settings for this server:")
+        await self._reply(interaction, settings, said)
 
     @app_commands.command(name="status", description="The dream workers: where, what, how many")
     async def status(self, interaction: discord.Interaction) -> None:
@@ -259,7 +304,7 @@ class DreamAdmin(
     async def stats(self, interaction: discord.Interaction) -> None:
         week = await self.bot.history.week(interaction.guild_id)
         await interaction.response.send_message(
-            stats_text(week), ephemeral=True, allowed_mentions=NO_MENTIONS
+            stats_text(week, interaction.locale), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
 
     async def cog_app_command_error(
@@ -296,27 +341,84 @@ def workers_text(bot: DreamBot, guild_id: int | None) -> str:
     return "\n".join(lines)[:2000]
 
 
-def stats_text(week: WeekStats) -> str:
-    """The week as a few lines: a bar a day, the medians, the presets members reach for."""
+def stats_text(week: WeekStats, locale: LocaleLike = None) -> str:
+    """The week as a few lines: a bar a day, the medians, the presets members reach for.
+
+    The days are written `Mon 02 Jun` in English whatever the admin's language (they are
+    short, and a bar chart's labels); the sentences are in the admin's language."""
     most = max((count for _day, count in week.per_day), default=0) or 1
     days = [
         f"`{day:%a %d %b}` `{'█' * round(BAR * count / most):<{BAR}}` {count}"
         for day, count in week.per_day
     ]
-    lines = [f"**Dreams this week** (UTC days): {week.total}", *days]
+    lines = [tr(locale, "**Dreams this week** (UTC days): {total}", total=week.total), *days]
     if week.median_wait is not None and week.median_run is not None:
         lines.append(
-            f"Median wait in line {duration(week.median_wait)}, median dream "
-            f"{duration(week.median_run)}."
+            tr(
+                locale,
+                "Median wait in line {wait}, median dream {run}.",
+                wait=duration(week.median_wait),
+                run=duration(week.median_run),
+            )
         )
     if week.top_presets:
         top = ", ".join(f"{name} ({count})" for name, count in week.top_presets)
-        lines.append(f"Most used presets: {top}")
+        lines.append(tr(locale, "Most used presets: {presets}", presets=top))
     return "\n".join(lines)
 
 
-def _describe(settings: GuildSettings) -> str:
-    return "\n".join(f"**{name}**: {value}" for name, value in settings.describe())
+def describe_settings(settings: GuildSettings, locale: LocaleLike = None) -> str:
+    """`/dreamadmin show`'s list in the admin's language; in English exactly the service's
+    `GuildSettings.describe()`."""
+    labels = _labels(locale)
+    return "\n".join(
+        f"**{labels[row.name]}**: {_setting_value(row, locale)}" for row in settings.rows()
+    )
+
+
+def _labels(locale: LocaleLike) -> dict[str, str]:
+    """Each setting's name in the list; one `tr` literal each, for the catalogue test."""
+    return {
+        "queue_size": tr(locale, "Queue size"),
+        "user_limit": tr(locale, "User limit"),
+        "max_side": tr(locale, "Max side"),
+        "clip_frames": tr(locale, "Clip frames"),
+        "clip_seconds": tr(locale, "Clip seconds"),
+        "clip_megapixels": tr(locale, "Clip pixels"),
+        "daily_limit": tr(locale, "Daily limit"),
+        "cooldown": tr(locale, "Cooldown"),
+        "spoiler": tr(locale, "Spoilers"),
+        "exempt_roles": tr(locale, "Exempt roles"),
+        "channels": tr(locale, "Channels"),
+    }
+
+
+def _setting_value(row: SettingRow, locale: LocaleLike) -> str:
+    """A row's value, "(default)" marked; roles and channels are mentions, which Discord
+    shows as names."""
+    value = row.value
+    if isinstance(value, tuple):
+        if row.name == "exempt_roles":
+            roles = " ".join(f"<@&{role}>" for role in value)
+            return roles or tr(locale, "none (admins always are)")
+        channels = ", ".join(f"<#{channel}>" for channel in value)
+        return channels or tr(locale, "everywhere (default)")
+    text = _number(row.name, value, locale)
+    return tr(locale, "{value} (default)", value=text) if row.default else text
+
+
+def _number(name: str, value: int, locale: LocaleLike) -> str:
+    if name == "max_side":
+        return f"{value} px"
+    if name == "clip_seconds" or (name == "cooldown" and value):
+        return f"{value} s"
+    if name == "clip_megapixels":
+        return tr(locale, "{n} million", n=value)
+    if name in ("daily_limit", "cooldown") and not value:
+        return tr(locale, "none")
+    if name == "spoiler":
+        return tr(locale, "on") if value else tr(locale, "off")
+    return str(value)
 
 
 async def setup(bot: DreamBot) -> None:

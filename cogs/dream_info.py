@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from cogs.common import duration
+from cogs.i18n import LocaleLike, tr
 from dream_engine.cli.reproduce import command_line
 from dream_engine.service.history import DreamEntry
 
@@ -19,27 +20,40 @@ REROLL_JITTER = 32  # px: what Reroll turns on when the seed alone would change 
 MESSAGE_LIMIT = 2000
 
 
-def info_text(entry: DreamEntry, weights: str) -> tuple[str, str]:
+def info_text(entry: DreamEntry, weights: str, locale: LocaleLike = None) -> tuple[str, str]:
     """The private Info message, and the command line apart (posted as a file when the
-    message would pass Discord's 2,000 characters: a dream with many channels)."""
+    message would pass Discord's 2,000 characters: a dream with many channels).
+
+    The words are the reader's language; parameter names and values stay as the command
+    line writes them, so that they can be typed back."""
     params = entry.params
-    what = f"a comparison of {entry.variants} variants" if entry.variants else "a dream"
-    if entry.motion is not None:
-        what = f"a {entry.motion.kind} of {entry.motion.frames} frames"
     lines = [
-        f"**{what.capitalize()}** from preset **{entry.preset}**, model **{params.model}**, "
-        f"precision **{entry.precision or 'unknown'}**",
-        f"{entry.width}×{entry.height} px (longest side at most {entry.max_side}), ran "
-        f"{duration(entry.run_seconds)} after {duration(entry.wait_seconds)} in line, "
-        f"finished <t:{int(entry.finished_at)}:f>",
-        "Parameters: " + ", ".join(f"{name}={value}" for name, value in _values(entry)),
-    ]
+        tr(
+            locale, "**{what}** from preset **{preset}**, model **{model}**, precision "
+            "**{precision}**",
+            what=_what(entry, locale), preset=entry.preset, model=params.model,
+            precision=entry.precision or tr(locale, "unknown"),
+        ),
+        tr(
+            locale, "{width}×{height} px (longest side at most {max_side}), ran {run} after "
+            "{wait} in line, finished <t:{finished}:f>",
+            width=entry.width, height=entry.height, max_side=entry.max_side,
+            run=duration(entry.run_seconds), wait=duration(entry.wait_seconds),
+            finished=int(entry.finished_at),
+        ),
+        tr(
+            locale, "Parameters: {values}",
+            values=", ".join(f"{name}={value}" for name, value in _values(entry)),
+        ),
+    ]  # fmt: skip
     if entry.changed:
         changed = ", ".join(sorted(key for key in entry.changed if key != "model"))
         if changed:
-            lines.append(f"Changed from the preset: {changed}")
+            lines.append(tr(locale, "Changed from the preset: {changed}", changed=changed))
     if entry.variants:
-        lines.append("The command makes the comparison's base dream; /compare makes the grid.")
+        lines.append(
+            tr(locale, "The command makes the comparison's base dream; /compare makes the grid.")
+        )
     line = command_line(
         params, max_side=entry.max_side, precision=entry.precision, weights=weights,
         motion=entry.motion, guide_name=entry.guide_name,
@@ -47,15 +61,31 @@ def info_text(entry: DreamEntry, weights: str) -> tuple[str, str]:
     return "\n".join(lines), line
 
 
-def info_message(entry: DreamEntry, weights: str) -> tuple[str, str | None]:
+def _what(entry: DreamEntry, locale: LocaleLike) -> str:
+    """What kind of dream, as the Info message's first words ("A zoom of 24 frames")."""
+    motion = entry.motion
+    if motion is not None and motion.kind == "zoom":
+        return tr(locale, "A zoom of {frames} frames", frames=motion.frames)
+    if motion is not None:
+        return tr(locale, "A clip of {frames} frames", frames=motion.frames)
+    if entry.variants:
+        return tr(locale, "A comparison of {count} variants", count=entry.variants)
+    return tr(locale, "A dream")
+
+
+def info_message(
+    entry: DreamEntry, weights: str, locale: LocaleLike = None
+) -> tuple[str, str | None]:
     """The Info text with its command line in a code block; or, when that would pass
     Discord's 2,000 characters (a dream with many channels), the text and the line apart,
     to post as a file."""
-    text, line = info_text(entry, weights)
-    full = f"{text}\nMake it again (INPUT: the same picture):\n```sh\n{line}\n```"
+    text, line = info_text(entry, weights, locale)
+    again = tr(locale, "Make it again (INPUT: the same picture):")
+    full = f"{text}\n{again}\n```sh\n{line}\n```"
     if len(full) <= MESSAGE_LIMIT:
         return full, None
-    return f"{text}\nMake it again: the command is in the file (too long for a message).", line
+    too_long = tr(locale, "Make it again: the command is in the file (too long for a message).")
+    return f"{text}\n{too_long}", line
 
 
 def _values(entry: DreamEntry) -> list[tuple[str, str]]:

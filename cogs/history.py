@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import usable_everywhere
-from cogs.i18n import tr
+from cogs.i18n import LocaleLike, tr
 from dream_engine.service.history import DreamEntry
 
 if TYPE_CHECKING:
@@ -22,15 +22,19 @@ if TYPE_CHECKING:
 RECENT = 10
 
 
-def entry_line(entry: DreamEntry) -> str:
-    """One dream in a line: what it was, when (a Discord timestamp), where to see it."""
-    what = f"**{entry.preset}**"
+def entry_line(entry: DreamEntry, locale: LocaleLike = None) -> str:
+    """One dream in a line: what it was, when (a Discord timestamp), where to see it; in the
+    reader's words, with the same phrases as the dream's own messages."""
+    name, motion = entry.preset, entry.motion
+    what = f"**{name}**"
     if entry.variants:
-        what = f"a comparison of {entry.variants} (**{entry.preset}**)"
-    elif entry.motion is not None:
-        what = f"a {entry.motion.kind} of {entry.motion.frames} frames (**{entry.preset}**)"
+        what = tr(locale, "a comparison of {count} (**{name}**)", count=entry.variants, name=name)
+    elif motion is not None and motion.kind == "zoom":
+        what = tr(locale, "a zoom of {frames} frames (**{name}**)", frames=motion.frames, name=name)
+    elif motion is not None:
+        what = tr(locale, "a clip of {frames} frames (**{name}**)", frames=motion.frames, name=name)
     link = entry.jump_url()
-    seen = f" [result]({link})" if link else ""
+    seen = " " + tr(locale, "[result]({link})", link=link) if link else ""
     return f"<t:{int(entry.finished_at)}:R> {what}, {entry.width}×{entry.height}{seen}"
 
 
@@ -49,7 +53,7 @@ class HistoryCog(commands.Cog):
                 days=days,
             )  # fmt: skip
         else:
-            lines = [entry_line(entry) for entry in entries]
+            lines = [entry_line(entry, locale) for entry in entries]
             text = "\n".join([tr(locale, "Your latest dreams here, newest first:"), *lines])
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

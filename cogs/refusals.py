@@ -4,7 +4,8 @@ The service layer knows nothing of Discord or of languages (DESIGN.md: layers po
 down). Its refusals a member meets most, the daily limit and cooldown
 (`QuotaExceeded`) and a full line (`QueueRefused`), carry typed fields beside
 their English `str()`; the scheduler's own final words on a job are module
-constants. Here both become the member's sentence with `tr`. In English the
+constants, and so is its answer to a cancel (`CancelOutcome`, or `ALREADY_POSTING`).
+Here they all become the member's sentence with `tr`. In English the
 result is exactly the service's text (tests/bot/test_localisation.py checks every
 case), so nothing changes for an English member; a text this module does not
 know (an engine's refusal, a parameter error) is shown as the service said it.
@@ -16,9 +17,16 @@ from functools import singledispatch
 
 from cogs.i18n import LocaleLike, tr
 from dream_engine.errors import UserError
-from dream_engine.service.queue import GuildQueueFull, QueueClosed, QueueFull, UserLimitReached
+from dream_engine.service.queue import (
+    CancelOutcome,
+    GuildQueueFull,
+    QueueClosed,
+    QueueFull,
+    UserLimitReached,
+)
 from dream_engine.service.quotas import QuotaExceeded
 from dream_engine.service.scheduler import (
+    ALREADY_POSTING,
     CANCELLED_RUNNING,
     CANCELLED_WAITING,
     NOT_SAVED,
@@ -26,7 +34,7 @@ from dream_engine.service.scheduler import (
     SAVED_IMAGE_MISSING,
 )
 
-__all__ = ["WARNING", "refusal_text", "service_message"]
+__all__ = ["WARNING", "cancel_reply", "cancel_text", "refusal_text", "service_message"]
 
 #: Kept out of the catalogues: translators need not copy an emoji's invisible selector.
 WARNING = "⚠️ "
@@ -53,6 +61,37 @@ def service_message(message: str, locale: LocaleLike) -> str:
         + tr(locale, "Something went wrong while posting this dream. Please try again."),
     }
     return known.get(message, message)
+
+
+def cancel_text(outcome: CancelOutcome, locale: LocaleLike) -> str:
+    """What a cancel did, as the member who asked reads it (`outcome.message` in English)."""
+    known = {
+        CancelOutcome.CANCELLED: tr(
+            locale, "Cancelled. That dream was still waiting, so it never ran."
+        ),
+        CancelOutcome.STOPPING: tr(
+            locale, "Stopping that dream; it will end after the current step."
+        ),
+        CancelOutcome.NOT_FOUND: tr(locale, "There is no dream with that id. /queue shows yours."),
+        CancelOutcome.NOT_ALLOWED: tr(
+            locale,
+            "That dream isn't yours. Only the member who asked for it, or an admin of its "
+            "server, can cancel it.",
+        ),
+        CancelOutcome.ALREADY_FINISHED: tr(locale, "That dream has already finished."),
+    }
+    return known[outcome]
+
+
+def cancel_reply(message: str, locale: LocaleLike) -> str:
+    """The scheduler's answer to a cancel (a `CancelOutcome`'s message, or `ALREADY_POSTING`)
+    in the member's language; the scheduler hands its `respond` only the English."""
+    if message == ALREADY_POSTING:
+        return tr(locale, "That dream has already finished; it is being posted.")
+    for outcome in CancelOutcome:
+        if outcome.message == message:
+            return cancel_text(outcome, locale)
+    return message
 
 
 @singledispatch

@@ -18,6 +18,7 @@ from cogs.common import is_guild_admin, presets_for
 from cogs.dream_info import info_message, reroll_overrides
 from cogs.i18n import tr
 from cogs.intake import MotionAsk, start_dream
+from cogs.refusals import cancel_reply
 from dream_engine.core.presets import DEFAULT_PRESET
 from dream_engine.service.history import DreamEntry
 from dream_engine.service.sources import KEEP_SECONDS, ImageSource
@@ -31,7 +32,8 @@ async def cancel_dream(interaction: discord.Interaction, job_id: str) -> None:
     bot: DreamBot = interaction.client  # type: ignore[assignment]
 
     async def respond(message: str) -> None:
-        await interaction.response.send_message(message, ephemeral=True)
+        text = cancel_reply(message, interaction.locale)
+        await interaction.response.send_message(text, ephemeral=True)
 
     await bot.dreams.cancel(
         job_id,
@@ -241,7 +243,7 @@ class InfoButton(JobButton, template=r"dream:info:(?P<job>\w+)"):
         entry = await remembered(interaction, self.job_id)
         if entry is None:
             return
-        text, line = info_message(entry, bot.settings.weights)
+        text, line = info_message(entry, bot.settings.weights, interaction.locale)
         if line is None:
             await interaction.response.send_message(text, ephemeral=True)
             return

@@ -35,9 +35,11 @@ __all__ = [
     "MAX_CHANNELS",
     "MAX_SIDE_RANGE",
     "QUEUE_SIZE_RANGE",
+    "SETTING_LABELS",
     "USER_LIMIT_RANGE",
     "GuildSettings",
     "GuildSettingsStore",
+    "SettingRow",
     "SettingsDefaults",
 ]
 
@@ -155,30 +157,69 @@ class GuildSettings:
         """Whether `name` follows the bot's configuration rather than an admin's choice."""
         return name not in self.overridden
 
+    def rows(self) -> list[SettingRow]:
+        """`/dreamadmin show` as data, in its order: a front end says each row in its reader's
+        language (the service knows none), `describe` in English."""
+        numbers = [
+            SettingRow(name, getattr(self, name), default=self.is_default(name)) for name in _FIELDS
+        ]
+        return [
+            *numbers,
+            SettingRow("exempt_roles", tuple(sorted(self.exempt_roles)), default=False),
+            SettingRow("channels", tuple(sorted(self.channels)), default=not self.channels),
+        ]
+
     def describe(self) -> list[tuple[str, str]]:
         """(label, value) rows for `/dreamadmin show`, defaults marked so admins see what they set.
 
         Channels are written as Discord mentions (`<#id>`), which render as names there.
         """
+        return [(SETTING_LABELS[row.name], _english_value(row)) for row in self.rows()]
 
-        def shown(name: str, text: str) -> str:
-            return f"{text} (default)" if self.is_default(name) else text
 
-        channels = ", ".join(f"<#{channel}>" for channel in sorted(self.channels))
-        return [
-            ("Queue size", shown("queue_size", str(self.queue_size))),
-            ("User limit", shown("user_limit", str(self.user_limit))),
-            ("Max side", shown("max_side", f"{self.max_side} px")),
-            ("Clip frames", shown("clip_frames", str(self.clip_frames))),
-            ("Clip seconds", shown("clip_seconds", f"{self.clip_seconds} s")),
-            ("Clip pixels", shown("clip_megapixels", f"{self.clip_megapixels} million")),
-            ("Daily limit", shown("daily_limit", f"{self.daily_limit or 'none'}")),
-            ("Cooldown", shown("cooldown", f"{self.cooldown} s" if self.cooldown else "none")),
-            ("Spoilers", shown("spoiler", "on" if self.spoiler else "off")),
-            ("Exempt roles", " ".join(f"<@&{role}>" for role in sorted(self.exempt_roles))
-             or "none (admins always are)"),
-            ("Channels", channels or "everywhere (default)"),
-        ]
+@dataclass(frozen=True)
+class SettingRow:
+    """One line of `/dreamadmin show`, typed so that the bot can word it in any language.
+
+    `name` is a setting's field (`queue_size` ... `spoiler`), `exempt_roles` or
+    `channels`; `value` its number, or the ids of the roles or channels listed;
+    `default`: it follows the bot's configuration (never for the roles, which have none).
+    """
+
+    name: str
+    value: int | tuple[int, ...]
+    default: bool
+
+
+#: The English label of each `SettingRow.name`, as `describe` writes it.
+SETTING_LABELS: Final = {
+    "queue_size": "Queue size",
+    "user_limit": "User limit",
+    "max_side": "Max side",
+    "clip_frames": "Clip frames",
+    "clip_seconds": "Clip seconds",
+    "clip_megapixels": "Clip pixels",
+    "daily_limit": "Daily limit",
+    "cooldown": "Cooldown",
+    "spoiler": "Spoilers",
+    "exempt_roles": "Exempt roles",
+    "channels": "Channels",
+}
+
+
+def _english_value(row: SettingRow) -> str:
+    """A row's value as `describe` writes it; channels mark their default themselves."""
+    value = row.value
+    if isinstance(value, tuple):
+        if row.name == "exempt_roles":
+            return " ".join(f"<@&{role}>" for role in value) or "none (admins always are)"
+        return ", ".join(f"<#{channel}>" for channel in value) or "everywhere (default)"
+    units = {"max_side": f"{value} px", "clip_seconds": f"{value} s",
+             "clip_megapixels": f"{value} million", "daily_limit": f"{value or 'none'}",
+             "cooldown": f"{value} s" if value else "none",
+             "spoiler": "on" if value else "off"}  # fmt: skip
+    text = units.get(row.name, str(value))
+    return f"{text} (default)" if row.default else text
 
 
 class GuildSettingsStore:

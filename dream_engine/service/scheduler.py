@@ -66,6 +66,8 @@ SAVED_IMAGE_MISSING = "This dream's saved image is missing, so it was not starte
 CANCELLED_RUNNING = "Cancelled. Nothing was posted."
 CANCELLED_WAITING = "Cancelled before it started. Nothing was posted."
 POSTING_FAILED = "⚠️ Something went wrong while posting this dream. Please try again."
+#: `cancel`'s answer, instead of `CancelOutcome.STOPPING`'s, when only the posting is left.
+ALREADY_POSTING = "That dream has already finished; it is being posted."
 
 
 class Pause(enum.Enum):
@@ -301,7 +303,7 @@ class Scheduler:
         message = outcome.message
         if outcome is CancelOutcome.STOPPING and job is not None:
             if job.payload.engine_done:  # only the posting is left: it can't be taken back
-                message = "That dream has already finished; it is being posted."
+                message = ALREADY_POSTING
             else:
                 job.payload.cancelled_by_user = True
         await respond(message)
