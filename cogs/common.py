@@ -7,27 +7,23 @@ from typing import TYPE_CHECKING, TypeVar
 import discord
 from discord import app_commands
 
-from cogs.i18n import LocaleLike, local_ordinal
+from cogs.i18n import LocaleLike, local_ordinal, tr
 from dream_engine.core.classes import has_classes, search
 from dream_engine.core.presets import list_presets
 
 if TYPE_CHECKING:
     from bot import DreamBot
+    from dream_engine.motion.spec import MotionSpec
 
 BAR_WIDTH = 12
 
-#: Where a command installed to a member's account may be used as well: DMs, and servers
-#: the bot is not in (`server_of` is None there). Commands without it are the bot's own
-#: (`DreamTree`'s defaults: installed to servers, used there or in the bot's DMs).
-EVERYWHERE_INSTALLS = app_commands.AppInstallationType(guild=True, user=True)
-EVERYWHERE_CONTEXTS = app_commands.AppCommandContext(
-    guild=True, dm_channel=True, private_channel=True
-)
 T = TypeVar("T")
 
 
 def usable_everywhere(command: T) -> T:
-    """Mark a slash command installable to a member's account and usable in any chat."""
+    """Mark a command installable to a member's account as well, and usable in any chat:
+    DMs, and servers the bot is not in (`server_of` is None there). Commands without it are
+    the bot's own (the tree's defaults: installed to servers, used there or in its DMs)."""
     command = app_commands.allowed_installs(guilds=True, users=True)(command)
     return app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command)
 
@@ -39,6 +35,20 @@ def ordinal(n: int, locale: LocaleLike = None) -> str:
         return local
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def dream_words(
+    name: str, variants: int, motion: MotionSpec | None, locale: LocaleLike = None
+) -> str:
+    """A dream in a few words ("**balanced**", "a zoom of 24 frames (**balanced**)"), the
+    same in its own messages, `/queue` and `/dreams`; `variants`: a comparison's count."""
+    if variants:
+        return tr(locale, "a comparison of {count} (**{name}**)", count=variants, name=name)
+    if motion is not None and motion.kind == "zoom":
+        return tr(locale, "a zoom of {frames} frames (**{name}**)", frames=motion.frames, name=name)
+    if motion is not None:
+        return tr(locale, "a clip of {frames} frames (**{name}**)", frames=motion.frames, name=name)
+    return f"**{name}**"
 
 
 def progress_bar(fraction: float) -> str:

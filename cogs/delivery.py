@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs.common import duration, ordinal, progress_bar
+from cogs.common import dream_words, duration, ordinal, progress_bar
 from cogs.i18n import LocaleLike, tr
 from cogs.refusals import WARNING, service_message
 from cogs.replies import JobReply
@@ -88,16 +88,7 @@ def too_big_to_post(locale: LocaleLike) -> str:
 def describe(ticket: Ticket, locale: LocaleLike = None) -> str:
     """The job in a few words, for its messages and `/queue` (whose member may read another
     language than the job's: hence the locale is the caller's)."""
-    name = ticket.name
-    if ticket.record.variants:
-        count = len(ticket.record.variants)
-        return tr(locale, "a comparison of {count} (**{name}**)", count=count, name=name)
-    motion = ticket.record.motion
-    if motion is not None and motion.kind == "zoom":
-        return tr(locale, "a zoom of {frames} frames (**{name}**)", frames=motion.frames, name=name)
-    if motion is not None:
-        return tr(locale, "a clip of {frames} frames (**{name}**)", frames=motion.frames, name=name)
-    return f"**{name}**"
+    return dream_words(ticket.name, len(ticket.record.variants), ticket.record.motion, locale)
 
 
 def _dreaming(ticket: Ticket) -> str:

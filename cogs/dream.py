@@ -16,14 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import (
-    EVERYWHERE_CONTEXTS,
-    EVERYWHERE_INSTALLS,
-    NO_MENTIONS,
-    preset_choices,
-    target_choices,
-    usable_everywhere,
-)
+from cogs.common import NO_MENTIONS, preset_choices, target_choices, usable_everywhere
 from cogs.delivery import Delivery
 from cogs.i18n import tr
 from cogs.intake import MotionAsk, attached, pictures_in, precheck, start_dream, takes
@@ -37,10 +30,9 @@ if TYPE_CHECKING:
 class DreamCog(commands.Cog):
     def __init__(self, bot: DreamBot) -> None:
         self.bot = bot
-        self.context_menu = app_commands.ContextMenu(
-            name="Dream this image", callback=self.dream_this,
-            allowed_installs=EVERYWHERE_INSTALLS, allowed_contexts=EVERYWHERE_CONTEXTS,
-        )  # fmt: skip
+        self.context_menu = usable_everywhere(
+            app_commands.ContextMenu(name="Dream this image", callback=self.dream_this)
+        )
         self.bot.tree.add_command(self.context_menu)
 
     async def cog_load(self) -> None:

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import usable_everywhere
+from cogs.common import dream_words, usable_everywhere
 from cogs.i18n import LocaleLike, tr
 from dream_engine.service.history import DreamEntry
 
@@ -25,14 +25,7 @@ RECENT = 10
 def entry_line(entry: DreamEntry, locale: LocaleLike = None) -> str:
     """One dream in a line: what it was, when (a Discord timestamp), where to see it; in the
     reader's words, with the same phrases as the dream's own messages."""
-    name, motion = entry.preset, entry.motion
-    what = f"**{name}**"
-    if entry.variants:
-        what = tr(locale, "a comparison of {count} (**{name}**)", count=entry.variants, name=name)
-    elif motion is not None and motion.kind == "zoom":
-        what = tr(locale, "a zoom of {frames} frames (**{name}**)", frames=motion.frames, name=name)
-    elif motion is not None:
-        what = tr(locale, "a clip of {frames} frames (**{name}**)", frames=motion.frames, name=name)
+    what = dream_words(entry.preset, entry.variants, entry.motion, locale)
     link = entry.jump_url()
     seen = " " + tr(locale, "[result]({link})", link=link) if link else ""
     return f"<t:{int(entry.finished_at)}:R> {what}, {entry.width}×{entry.height}{seen}"

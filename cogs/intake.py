@@ -68,6 +68,17 @@ class MotionAsk:
     blend: float | None = None
     format: str | None = None  # mp4 (default) or gif
 
+    @classmethod
+    def asking_for(cls, motion: MotionSpec | None) -> MotionAsk:
+        """What to ask for to move as `motion` did (Reroll): `zoom_spec`'s inverse for a
+        zoom; a clip's frames come from its upload again."""
+        if motion is None:
+            return cls()
+        if motion.kind == "zoom":
+            return cls(zoom=motion.frames, zoom_factor=motion.zoom, rotate=motion.rotate,
+                       format=motion.format)  # fmt: skip
+        return cls(blend=motion.blend, format=motion.format)
+
     def zoom_spec(self) -> MotionSpec | None:
         """The zoom asked for, validated; None for none (its knobs alone are refused)."""
         if self.zoom is None:

@@ -217,18 +217,10 @@ class RerollButton(JobButton, template=r"dream:reroll:(?P<job>\w+)"):
             )
             await interaction.response.send_message(text, ephemeral=True)
             return
-        overrides = reroll_overrides(entry)
-        motion = entry.motion
-        ask = MotionAsk()
-        if motion is not None and motion.kind == "zoom":
-            ask = MotionAsk(zoom=motion.frames, zoom_factor=motion.zoom, rotate=motion.rotate,
-                            format=motion.format)  # fmt: skip
-        elif motion is not None:
-            ask = MotionAsk(blend=motion.blend, format=motion.format)
         await start_dream(
-            bot, interaction, source, preset_name=entry.preset, overrides=overrides,
-            gallery=entry.gallery, animate=entry.animate, guide=guide, motion=ask,
-            spoiler=entry.spoiler,
+            bot, interaction, source, preset_name=entry.preset,
+            overrides=reroll_overrides(entry), gallery=entry.gallery, animate=entry.animate,
+            guide=guide, motion=MotionAsk.asking_for(entry.motion), spoiler=entry.spoiler,
         )  # fmt: skip
 
 
